@@ -1,0 +1,41 @@
+"""The importance-weighted policy (eqs. 5–6) and its soft TD target (eqs. 10, 14).
+
+Shared by IWPL (training) and IWPA (adaptation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from iwx.ops.importance import importance_weights, td_target
+
+
+def score_prior_samples(prior, critic, obs, task, num_samples: int):
+    """Draw K actions from π0 at every state and score them with the critic.
+
+    obs [n, *rest, ...] -> actions [n, *rest, K, A], log π0 [n, *rest, K], Q [n, *rest, K].
+    """
+    actions, log_prob = prior.sample(obs, num_samples)
+    q = critic(obs, actions, task)
+    return actions, log_prob, q
+
+
+@torch.no_grad()
+def importance_weighted_action(prior, critic, obs, task, alpha: float, num_samples: int):
+    """Sample â ~ Cat(q̂) over K actions drawn from π0 (eqs. 5–6). obs [B, ...] -> [B, A]."""
+    actions, _, q = score_prior_samples(prior, critic, obs, task, num_samples)
+    index = torch.distributions.Categorical(probs=importance_weights(q, alpha)).sample()
+    return actions.gather(-2, index[..., None, None].expand(*index.shape, 1,
+                                                           actions.shape[-1])).squeeze(-2)
+
+
+@torch.no_grad()
+def prior_action(prior, obs):
+    """One action from π0 (exploration episodes of IWPA). obs [B, ...] -> [B, A]."""
+    actions, _ = prior.sample(obs, 1)
+    return actions.squeeze(-2)
+
+
+def soft_target(rewards, discounts, next_q, next_prior_log_prob, alpha, gamma, soft_value):
+    """Q̂ = r + γ d V(s') with V from K scored samples at s' (eq. 10 / eq. 14)."""
+    return td_target(rewards, discounts, soft_value(next_q, next_prior_log_prob, alpha), gamma)

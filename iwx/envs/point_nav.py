@@ -1,0 +1,190 @@
+"""Sparse 2D navigation, as PEARL defines it (paper §6, "Sparse 2D navigation").
+
+A point starts at the origin; every task is a goal on the upper half of the
+unit circle. Actions are clipped to [-0.1, 0.1] per dimension and added to the
+position (s <- s + a). Episodes last 20 steps and are only ever truncated.
+
+Rewards (per step, after the move):
+    sparse: 1 - ||s - g||  if ||s - g|| <= goal_radius (0.2), else 0
+    dense:  -||s - g||
+
+Observations are dicts. ``position`` is what every network may see;
+``task_id`` (training tasks only) is a privileged input for the critic; the
+goal itself is exposed as ``goal`` only when ``expose_goal`` is set (a
+training-time goal descriptor for the ψᵀf(g) critic). Held-out tasks never
+carry privileged keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gin
+import gymnasium as gym
+import numpy as np
+
+from iwx.envs.tasks import TaskSplit
+
+MAX_STEP = 0.1
+
+
+def point_step(position: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """s' = s + clip(a, -0.1, 0.1). position, action: [..., 2]."""
+    return position + np.clip(action, -MAX_STEP, MAX_STEP)
+
+
+def point_reward(position: np.ndarray, goal: np.ndarray, *, sparse: bool,
+                 goal_radius: float = 0.2) -> np.ndarray:
+    """Reward at ``position`` for ``goal``; both [..., 2] -> [...]."""
+    distance = np.linalg.norm(position - goal, axis=-1)
+    if not sparse:
+        return -distance
+    return np.where(distance <= goal_radius, 1.0 - distance, 0.0)
+
+
+def oracle_action(position: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """A goal-knowing policy: head straight for the goal as fast as allowed."""
+    return np.clip(goal - position, -MAX_STEP, MAX_STEP)
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class PointNavTasks:
+    """The task distribution: goals at angles ~ U[0, π] on a circle of radius 1.
+
+    One seeded draw of ``num_train + num_validation + num_test`` goals, split
+    in that order, so that held-out goals can never appear in training.
+    ``seed=None`` means: derive it from the run's seed.
+    """
+
+    num_train: int = 80
+    num_validation: int = 3
+    num_test: int = 30
+    radius: float = 1.0
+    seed: int | None = None
+
+    def split(self, run_seed: int) -> TaskSplit:
+        seed = run_seed if self.seed is None else self.seed
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A5C]))
+        total = self.num_train + self.num_validation + self.num_test
+        angles = rng.uniform(0.0, np.pi, size=total)
+        goals = self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
+        a, b = self.num_train, self.num_train + self.num_validation
+        return TaskSplit(train=goals[:a], validation=goals[a:b], test=goals[b:])
+
+
+@gin.configurable
+class PointNavVec:
+    """Many point-navigation tasks stepped together (one row per task).
+
+    The same dynamics and rewards as :class:`PointNavEnv`, vectorised with
+    numpy, because the agent acts in hundreds of tasks at once.
+    ``goals``: [B, 2]. ``task_ids``: [B] ints for training tasks, or None for
+    held-out tasks (then no privileged key is emitted).
+    """
+
+    observation_keys = ("position",)
+
+    def __init__(self, goals: np.ndarray, task_ids: np.ndarray | None = None, *,
+                 sparse: bool = True, episode_length: int = 20,
+                 goal_radius: float = 0.2, expose_goal: bool = False):
+        self.goals = np.asarray(goals, dtype=np.float64).reshape(-1, 2)
+        self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int64)
+        self.sparse = sparse
+        self.episode_length = episode_length
+        self.goal_radius = goal_radius
+        self.expose_goal = expose_goal
+        self.num_envs = len(self.goals)
+        self.action_low = np.full(2, -MAX_STEP)
+        self.action_high = np.full(2, MAX_STEP)
+        self._position = np.zeros((self.num_envs, 2))
+        self._t = 0
+
+    @property
+    def action_dim(self) -> int:
+        return 2
+
+    def observation_spec(self) -> dict[str, tuple[int, ...]]:
+        spec = {"position": (2,)}
+        if self.task_ids is not None:
+            spec["task_id"] = ()
+            if self.expose_goal:
+                spec["goal"] = (2,)
+        return spec
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = {"position": self._position.astype(np.float32)}
+        if self.task_ids is not None:
+            obs["task_id"] = self.task_ids.copy()
+            if self.expose_goal:
+                obs["goal"] = self.goals.astype(np.float32)
+        return obs
+
+    def reset(self) -> dict[str, np.ndarray]:
+        self._position = np.zeros((self.num_envs, 2))
+        self._t = 0
+        return self._obs()
+
+    def step(self, action: np.ndarray):
+        """action [B, 2] in env units -> obs, reward [B], terminated [B], truncated [B]."""
+        self._position = point_step(self._position, np.asarray(action, np.float64))
+        self._t += 1
+        reward = point_reward(self._position, self.goals, sparse=self.sparse,
+                              goal_radius=self.goal_radius)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.full(self.num_envs, self._t >= self.episode_length)
+        return self._obs(), reward, terminated, truncated
+
+
+class PointNavEnv(gym.Env):
+    """One point-navigation task with the gymnasium API.
+
+    ``reset(seed=)`` is accepted for API compatibility: the start state is
+    deterministic (the origin), so the seed changes nothing.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, goal, task_id: int | None = None, *, sparse: bool = True,
+                 episode_length: int = 20, goal_radius: float = 0.2,
+                 expose_goal: bool = False):
+        ids = None if task_id is None else np.array([task_id])
+        self._vec = PointNavVec(np.asarray(goal)[None], ids, sparse=sparse,
+                                episode_length=episode_length,
+                                goal_radius=goal_radius, expose_goal=expose_goal)
+        self.action_space = gym.spaces.Box(-MAX_STEP, MAX_STEP, (2,), np.float64)
+        spaces = {"position": gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)}
+        if task_id is not None:
+            spaces["task_id"] = gym.spaces.Discrete(task_id + 1)
+            if expose_goal:
+                spaces["goal"] = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.observation_space = gym.spaces.Dict(spaces)
+
+    @staticmethod
+    def _single(obs):
+        return {k: v[0] for k, v in obs.items()}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._single(self._vec.reset()), {}
+
+    def step(self, action):
+        obs, reward, terminated, truncated = self._vec.step(np.asarray(action)[None])
+        return (self._single(obs), float(reward[0]), bool(terminated[0]),
+                bool(truncated[0]), {})
+
+
+@gin.configurable
+def point_nav_oracle(goals: np.ndarray, make_env=PointNavVec) -> np.ndarray:
+    """Per-goal return of the goal-knowing policy :func:`oracle_action` (one episode)."""
+    env = make_env(goals, None)
+    env.reset()
+    position = np.zeros((len(goals), 2))
+    total = np.zeros(len(goals))
+    for _ in range(env.episode_length):
+        obs, reward, terminated, truncated = env.step(oracle_action(position, env.goals))
+        position = obs["position"].astype(np.float64)
+        total += reward
+        if np.all(terminated | truncated):
+            break
+    return total

@@ -1,0 +1,88 @@
+"""Reading gin files and bindings, with errors that name file, line and binding."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tokenize
+from collections.abc import Sequence
+from pathlib import Path
+
+import gin
+
+
+class ConfigError(Exception):
+    """A configuration problem found before any compute is spent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GinConfig:
+    files: tuple[str, ...]
+    params: tuple[str, ...]
+    text: str                      # every file's text, then the command-line bindings
+
+    def key(self, seed: int, extra: str = "") -> str:
+        """Identifies a run's configuration: same command, same key (used to resume)."""
+        digest = hashlib.sha256(f"{self.text}\n#seed={seed}\n{extra}".encode()).hexdigest()
+        return digest[:16]
+
+
+def _where(exc: BaseException, source: str) -> str:
+    if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1:
+        line = exc.args[1][0]
+        return f'{exc.args[0]}\n  In {source}, near line {line}'
+    if isinstance(exc, SyntaxError):
+        return f"{exc.msg}\n  In {source}, line {exc.lineno}\n    {(exc.text or '').rstrip()}"
+    message = str(exc)
+    return message if source in message or "In bindings" in message else f"{message}\n  In {source}"
+
+
+def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
+    """Parse gin files then bindings into gin's global config (cleared first)."""
+    import iwx.configurables  # noqa: F401  (registers every configurable)
+
+    gin.clear_config()
+    texts = []
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"gin file not found: {name}")
+        texts.append(f"# --- {name}\n{path.read_text()}")
+        try:
+            gin.parse_config_file(str(path), skip_unknown=False)
+        except Exception as exc:  # gin raises ValueError, SyntaxError, TokenError, ...
+            raise ConfigError(f"{path}: {_where(exc, f'file {str(path)!r}')}") from exc
+    for i, binding in enumerate(params, 1):
+        try:
+            gin.parse_config(binding)
+        except Exception as exc:
+            raise ConfigError(f"--gin_param {binding!r}: "
+                              f"{_where(exc, f'--gin_param number {i}')}") from exc
+    if params:
+        texts.append("# --- command-line bindings\n" + "\n".join(params))
+    return GinConfig(tuple(files), tuple(params), "\n".join(texts) + "\n")
+
+
+def _plain(value):
+    """A JSON/Mongo-friendly form of a binding's value."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k).replace(".", "_"): _plain(v) for k, v in value.items()}
+    return repr(value)
+
+
+def flat_bindings() -> dict[str, dict]:
+    """{"scope/Name": {"param": value}} of every parsed binding, for Sacred's config.
+
+    Names are shortened to their last component (Sacred and MongoDB forbid '.'
+    in keys), so a binding can be filtered on as config.bindings.IWPL.num_samples.
+    """
+    out: dict[str, dict] = {}
+    for (scope, selector), params in gin.config._CONFIG.items():  # gin 0.5 keeps bindings here
+        name = selector.rsplit(".", 1)[-1]
+        key = f"{scope}/{name}" if scope else name
+        out.setdefault(key, {}).update({p: _plain(v) for p, v in params.items()})
+    return out

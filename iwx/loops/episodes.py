@@ -1,0 +1,50 @@
+"""Playing whole episodes in a vector of environments, one row per task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def to_env_units(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map agent actions in [-1, 1] to the environment's box [low, high]."""
+    return low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+
+
+def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
+                 rows: np.ndarray | None = None,
+                 after_step: Callable[[int], None] | None = None):
+    """One episode in every row of ``env``; steps are appended to ``replay[rows]``.
+
+    ``policy(obs) -> actions [B, A] in [-1, 1]``. Rows that terminate early
+    stop recording (the environment may keep stepping them). ``after_step(t)``
+    runs after step t (1-based) with the replay already holding it — where
+    IWPA does its per-unroll update.
+    Returns (returns [B], successes [B]: a positive reward was seen).
+    """
+    obs = env.reset()
+    if replay is not None:
+        replay.begin_episodes(rows, obs)
+    alive = np.ones(env.num_envs, dtype=bool)
+    returns = np.zeros(env.num_envs)
+    success = np.zeros(env.num_envs, dtype=bool)
+    for t in range(env.episode_length):
+        actions = policy(obs)
+        next_obs, reward, terminated, truncated = env.step(
+            to_env_units(actions, env.action_low, env.action_high))
+        if replay is not None and alive.any():
+            replay.append(rows[alive], actions[alive], reward[alive],
+                          (~terminated[alive]).astype(np.float32),
+                          {k: v[alive] for k, v in next_obs.items()})
+        returns += np.where(alive, reward, 0.0)
+        success |= alive & (reward > 0)
+        alive &= ~(terminated | truncated)
+        obs = next_obs
+        if after_step is not None:
+            after_step(t + 1)
+        if not alive.any():
+            break
+    if replay is not None:
+        replay.end_episodes(rows)
+    return returns, success

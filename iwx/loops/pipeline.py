@@ -1,0 +1,112 @@
+"""One experiment: multi-task pretraining, then adaptation on held-out tasks.
+
+Every piece is a gin binding (task distribution, environment, agent, replay,
+schedules, the adaptation variants); this function only wires them, seeds
+every random source from one seed, and checkpoints the whole state so a killed
+run restarted with the same command continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+
+import gin
+import numpy as np
+import torch
+
+from iwx.agents.iwpl import IWPL
+from iwx.loops.adaptation import Adaptation
+from iwx.loops.checkpoint import rng_state, set_rng_state
+from iwx.loops.training import MultiTaskTraining
+from iwx.replay.task_replay import TaskReplay
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@gin.configurable
+def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
+                       tasks=gin.REQUIRED, env=gin.REQUIRED, variants=gin.REQUIRED,
+                       agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
+                       oracle=None, pretrained: str | None = None, device: str = "auto",
+                       num_threads: int = 1) -> dict:
+    """Returns {"returns": {variant: [tasks, seeds, episodes]}, "oracle": [tasks] | None, ...}.
+
+    ``pretrained``: path of a ``model.pt`` written by an earlier run; training
+    is then skipped and its π0 and critic are loaded instead.
+    """
+    torch.set_num_threads(num_threads)
+    training = training or MultiTaskTraining()
+    adaptation = adaptation or Adaptation()
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+
+    split = tasks.split(seed)
+    num_train = len(split.train)
+    probe = env(split.train[:1], np.zeros(1, np.int64))
+    obs_spec, action_dim, horizon = probe.observation_spec(), probe.action_dim, probe.episode_length
+    held_out_spec = env(split.test[:1], None).observation_spec()
+    learner = agent(obs_spec, action_dim, num_train, device=dev)
+    store = replay(num_train, obs_spec, action_dim, horizon)
+
+    # Build every adaptation variant once, tiny, so a bad binding fails before any compute.
+    for make_agent in variants.values():
+        make_agent(learner.prior, learner.critic, held_out_spec, action_dim, num_problems=1,
+                   device=dev)
+
+    saved = checkpointer.load()
+    results: dict[str, np.ndarray] = {}
+    phase, phase_state = "train", None
+    if saved is not None:
+        learner.load_state_dict(saved["agent"])
+        if saved["replay"] is not None:
+            store.load_state_dict(saved["replay"])
+        results = saved["results"]
+        phase, phase_state = saved["phase"], saved["phase_state"]
+        logger.load_state_dict(saved["logger"])
+        set_rng_state(saved["rng"], rng)
+
+    def save(phase_name, state, label, with_replay):
+        checkpointer.save({"phase": phase_name, "phase_state": state,
+                           "agent": learner.state_dict(),
+                           "replay": store.state_dict() if with_replay else None,
+                           "results": results, "rng": rng_state(rng),
+                           "logger": logger.state_dict()}, label)
+
+    if phase == "train":
+        if pretrained is not None:
+            model = torch.load(pretrained, map_location=dev, weights_only=False)
+            learner.prior.load_state_dict(model["prior"])
+            learner.critic.load_state_dict(model["critic"])
+        else:
+            training.run(learner, env, split.train, store, rng, logger,
+                         lambda s: save("train", s, f"train:{learner.updates}", True),
+                         phase_state)
+        torch.save({"prior": learner.prior.state_dict(), "critic": learner.critic.state_dict(),
+                    "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train},
+                   Path(outputs) / "model.pt")
+        phase, phase_state = "adapt", None
+        save("adapt", None, "pretrained", False)
+
+    for name, make_agent in variants.items():
+        if name in results:
+            continue
+        factory = functools.partial(make_agent, learner.prior, learner.critic, held_out_spec,
+                                    action_dim, device=dev)
+        state, phase_state = phase_state, None
+        results[name] = adaptation.run(
+            name, factory, env, split.test, held_out_spec, action_dim, rng, logger,
+            lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state)
+        save("adapt", None, f"adapted:{name}", False)
+
+    return {"returns": results,
+            "oracle": None if oracle is None else oracle(split.test, env),
+            "test_goals": split.test,
+            "exploration_episodes": adaptation.exploration_episodes}

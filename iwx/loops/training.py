@@ -1,0 +1,79 @@
+"""Multi-task training (Algorithm 1), single process: act, store, learn, repeat.
+
+One iteration plays one whole episode in each of ``envs_per_iteration``
+distinct training tasks drawn uniformly, then runs ``updates_per_iteration``
+learner steps on batches of ``batch_size`` chunks. Chunks come from tasks
+drawn uniformly with replacement (``chunks_per_task`` chunks per drawn task).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import gin
+import numpy as np
+from tqdm.auto import tqdm
+
+from iwx.loops.episodes import play_episode
+
+
+@gin.configurable
+class MultiTaskTraining:
+    def __init__(self, *, updates: int = 15000, envs_per_iteration: int = 8,
+                 updates_per_iteration: int = 8, batch_size: int = 32,
+                 chunks_per_task: int = 1, chunk_length: int = 10, log_period: int = 250,
+                 checkpoint_period: int = 2500, progress: bool = True):
+        if batch_size % chunks_per_task:
+            raise ValueError(f"MultiTaskTraining.batch_size={batch_size} must be a multiple "
+                             f"of chunks_per_task={chunks_per_task}")
+        self.updates, self.envs_per_iteration = updates, envs_per_iteration
+        self.updates_per_iteration, self.batch_size = updates_per_iteration, batch_size
+        self.chunks_per_task, self.chunk_length = chunks_per_task, chunk_length
+        self.log_period, self.checkpoint_period = log_period, checkpoint_period
+        self.progress = progress
+
+    def run(self, agent, make_env, goals: np.ndarray, replay, rng: np.random.Generator,
+            logger, save_checkpoint, state: dict | None = None) -> dict:
+        """Train until ``agent.updates == self.updates``. ``state``: from a checkpoint."""
+        num_tasks = len(goals)
+        k = min(self.envs_per_iteration, num_tasks)
+        state = state or {"counters": {"env_steps": 0, "episodes": 0}, "window": {}}
+        counters = dict(state["counters"])
+        window = defaultdict(list, {k: list(v) for k, v in state["window"].items()})
+        bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
+                   disable=not self.progress, dynamic_ncols=True)
+        while agent.updates < self.updates:
+            rows = rng.choice(num_tasks, size=k, replace=False)
+            env = make_env(goals[rows], rows)
+            returns, success = play_episode(env, agent.act, replay=replay, rows=rows)
+            counters["env_steps"] += env.episode_length * k
+            counters["episodes"] += k
+            window["return"].extend(returns)
+            window["success"].extend(success)
+            for row, ret in zip(rows, returns):
+                window[f"return/task_{row:03d}"].append(ret)
+
+            filled = np.flatnonzero(replay.steps_per_task()[:num_tasks] > 0)
+            for _ in range(min(self.updates_per_iteration, self.updates - agent.updates)):
+                tasks = rng.choice(filled, size=self.batch_size // self.chunks_per_task)
+                metrics = agent.update(replay.sample(rng, tasks, self.chunks_per_task,
+                                                     self.chunk_length))
+                for name, value in metrics.items():
+                    window[name].append(value)
+                bar.update(1)
+                if agent.updates % self.log_period == 0:
+                    self._log(logger, window, counters, agent.updates)
+                    bar.set_postfix(ret=f"{np.mean(window.get('return', [0])):.2f}")
+                    window.clear()
+            if agent.updates % self.checkpoint_period < self.updates_per_iteration \
+                    or agent.updates >= self.updates:
+                save_checkpoint({"counters": counters, "window": dict(window)})
+        bar.close()
+        return {"counters": counters, "window": dict(window)}
+
+    @staticmethod
+    def _log(logger, window, counters, step):
+        for name, values in window.items():
+            if values:
+                logger.scalar(f"train/{name}", float(np.mean(values)), step)
+        logger.scalar("train/env_steps", counters["env_steps"], step)

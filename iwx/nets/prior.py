@@ -1,0 +1,55 @@
+"""The behaviour prior π0: a Gaussian on a restricted observation.
+
+Actions live in [-1, 1]^A (the acting loop maps them to the environment's
+bounds). Samples are clipped to that box; log-densities are evaluated at the
+clipped points, which is what the importance weights and eq. (11) use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import gin
+import torch
+from torch import nn
+
+from iwx.nets.inputs import observation_dim, select
+from iwx.nets.torso import Torso
+
+
+@gin.configurable
+class GaussianPrior(nn.Module):
+    """π0(a|s) = N(μ(s), diag σ(s)²), log σ squashed into [log_std_min, log_std_max].
+
+    ``inputs``: the observation keys the prior may see (never a task id or goal).
+    """
+
+    def __init__(self, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int, *,
+                 inputs: Sequence[str] = ("position",), torso=Torso,
+                 log_std_min: float = -3.0, log_std_max: float = 0.0):
+        super().__init__()
+        self.inputs = tuple(inputs)
+        self.torso = torso(observation_dim(obs_spec, self.inputs))
+        self.head = nn.Linear(self.torso.out_dim, 2 * action_dim)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.action_dim = action_dim
+
+    def distribution(self, obs: Mapping[str, torch.Tensor]) -> torch.distributions.Normal:
+        mean, raw = self.head(self.torso(select(obs, self.inputs))).chunk(2, dim=-1)
+        log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * torch.sigmoid(raw)
+        return torch.distributions.Normal(mean, log_std.exp())
+
+    def sample(self, obs: Mapping[str, torch.Tensor], num_samples: int):
+        """K actions per state. Returns actions [..., K, A] and log π0(a_k|s) [..., K]."""
+        dist = self.distribution(obs)
+        mean, std = dist.loc.unsqueeze(-2), dist.scale.unsqueeze(-2)  # [..., 1, A]
+        shape = (*mean.shape[:-2], num_samples, mean.shape[-1])
+        actions = (mean + std * torch.randn(shape, device=mean.device)).clamp(-1.0, 1.0)
+        log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
+        return actions, log_prob
+
+    def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""
+        dist = self.distribution(obs)
+        return torch.distributions.Normal(dist.loc.unsqueeze(-2),
+                                          dist.scale.unsqueeze(-2)).log_prob(actions).sum(-1)

@@ -1,0 +1,90 @@
+"""The paper's MLP torso (appendix A) and a stacked "ensemble" version of it.
+
+Appendix A: two-layer ELU MLPs with "a layer normalizing inputs". LayerNorm
+applied straight to a 2-D input maps (x, y) to about ±(1, −1) and destroys
+it, so the normalising layer sits after a first linear map:
+
+    Linear(in, norm_width) → LayerNorm → tanh → [Linear → ELU] × len(hidden)
+
+The ensemble version holds ``members`` independent copies with stacked
+weights and evaluates them with batched matmuls: one member per task (a
+per-task critic in training) or per adaptation problem (a fresh critic for
+each held-out task, evaluated all at once).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gin
+import torch
+from torch import nn
+
+
+@gin.configurable
+class Torso(nn.Module):
+    def __init__(self, in_dim: int, norm_width: int = 64, hidden: Sequence[int] = (64, 64)):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(in_dim, norm_width), nn.LayerNorm(norm_width),
+                                   nn.Tanh()]
+        width = norm_width
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ELU()]
+            width = h
+        self.net = nn.Sequential(*layers)
+        self.out_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class EnsembleLinear(nn.Module):
+    """``members`` independent linear maps. x [M, N, in] -> [M, N, out]."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # the init of nn.Linear, per member
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        w, b = self.weight, self.bias
+        if members is not None:  # pick one member per leading row
+            w, b = w[members], b[members]
+        return torch.baddbmm(b, x, w)
+
+
+class EnsembleLayerNorm(nn.Module):
+    def __init__(self, members: int, width: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(members, 1, width))
+        self.bias = nn.Parameter(torch.zeros(members, 1, width))
+        self.width = width
+
+    def forward(self, x, members=None):
+        w, b = self.weight, self.bias
+        if members is not None:
+            w, b = w[members], b[members]
+        return torch.nn.functional.layer_norm(x, (self.width,)) * w + b
+
+
+@gin.configurable
+class EnsembleTorso(nn.Module):
+    """``members`` copies of :class:`Torso`. x [M, N, in] -> [M, N, out]."""
+
+    def __init__(self, members: int, in_dim: int, norm_width: int = 64,
+                 hidden: Sequence[int] = (64, 64)):
+        super().__init__()
+        self.first = EnsembleLinear(members, in_dim, norm_width)
+        self.norm = EnsembleLayerNorm(members, norm_width)
+        widths = [norm_width, *hidden]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b)
+                                    for a, b in zip(widths[:-1], widths[1:]))
+        self.out_dim = widths[-1]
+
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        h = torch.tanh(self.norm(self.first(x, members), members))
+        for layer in self.layers:
+            h = torch.nn.functional.elu(layer(h, members))
+        return h

@@ -1,0 +1,112 @@
+"""Per-task trajectory store, sampled as chunks (Algorithm 1, learner).
+
+Each task owns a ring of ``capacity`` episode slots. Steps are appended as
+they happen, so a partly played episode can already be sampled (IWPA updates
+after every 10-step unroll, mid-episode). Sampling picks, for each requested
+task, slots with probability proportional to their stored length (uniform over
+transitions) and a chunk start uniformly inside the slot; chunks shorter than
+``chunk_length`` (start of an episode) come back padded with ``mask = 0``.
+
+Batch layout (nb tasks, c chunks per task, L = chunk_length):
+    obs[k]     [nb, c, L+1, ...]   s_t .. s_{t+L}
+    actions    [nb, c, L, A]       in [-1, 1]
+    rewards    [nb, c, L]
+    discounts  [nb, c, L]          0 after a termination, 1 otherwise (truncation bootstraps)
+    mask       [nb, c, L]          1 where the step exists
+    task       [nb]                the task row of each chunk group
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import gin
+import numpy as np
+
+
+@gin.configurable
+class TaskReplay:
+    def __init__(self, num_tasks: int, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int,
+                 max_episode_length: int, *, capacity: int = 1000):
+        self.num_tasks, self.capacity, self.max_len = num_tasks, capacity, max_episode_length
+        shape = (num_tasks, capacity)
+        t = max_episode_length
+        self.obs = {k: np.zeros((*shape, t + 1, *s), np.int64 if k == "task_id" else np.float32)
+                    for k, s in obs_spec.items()}
+        self.actions = np.zeros((*shape, t, action_dim), np.float32)
+        self.rewards = np.zeros((*shape, t), np.float32)
+        self.discounts = np.zeros((*shape, t), np.float32)
+        self.lengths = np.zeros(shape, np.int64)
+        self.cursor = np.zeros(num_tasks, np.int64)  # slot being written, per task
+
+    # -- writing ---------------------------------------------------------------
+    def begin_episodes(self, tasks: np.ndarray, obs: Mapping[str, np.ndarray]) -> None:
+        tasks = np.asarray(tasks)
+        if len(np.unique(tasks)) != len(tasks):
+            raise ValueError("one episode per task at a time: tasks must be distinct")
+        slot = self.cursor[tasks]
+        self.lengths[tasks, slot] = 0
+        for k, v in obs.items():
+            self.obs[k][tasks, slot, 0] = v
+
+    def append(self, tasks: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+               discounts: np.ndarray, next_obs: Mapping[str, np.ndarray]) -> None:
+        """One step for each task in ``tasks`` (all its arrays row-aligned with it)."""
+        tasks = np.asarray(tasks)
+        slot = self.cursor[tasks]
+        t = self.lengths[tasks, slot]
+        if np.any(t >= self.max_len):
+            raise ValueError(f"episode longer than max_episode_length={self.max_len}")
+        self.actions[tasks, slot, t] = actions
+        self.rewards[tasks, slot, t] = rewards
+        self.discounts[tasks, slot, t] = discounts
+        for k, v in next_obs.items():
+            self.obs[k][tasks, slot, t + 1] = v
+        self.lengths[tasks, slot] = t + 1
+
+    def end_episodes(self, tasks: np.ndarray) -> None:
+        tasks = np.asarray(tasks)
+        self.cursor[tasks] = (self.cursor[tasks] + 1) % self.capacity
+
+    # -- reading ---------------------------------------------------------------
+    def steps_per_task(self) -> np.ndarray:
+        return self.lengths.sum(axis=1)
+
+    def sample(self, rng: np.random.Generator, tasks: np.ndarray, chunks_per_task: int,
+               chunk_length: int) -> dict:
+        tasks = np.asarray(tasks)
+        lengths = self.lengths[tasks]                                   # [nb, cap]
+        cum = np.cumsum(lengths, axis=1)
+        if np.any(cum[:, -1] == 0):
+            raise ValueError("cannot sample a task with no stored steps")
+        u = rng.random((len(tasks), chunks_per_task)) * cum[:, -1:]      # [nb, c]
+        slot = (u[..., None] >= cum[:, None, :]).sum(-1)                 # [nb, c]
+        length = np.take_along_axis(lengths, slot, axis=1)              # [nb, c]
+        start = np.floor(rng.random(slot.shape) * (np.maximum(length - chunk_length, 0) + 1))
+        start = start.astype(np.int64)
+        steps = start[..., None] + np.arange(chunk_length)              # [nb, c, L]
+        mask = steps < length[..., None]
+        steps = np.minimum(steps, self.max_len - 1)
+        obs_steps = np.minimum(start[..., None] + np.arange(chunk_length + 1), self.max_len)
+        row = tasks[:, None, None]
+        col = slot[..., None]
+        batch = {
+            "obs": {k: v[row, col, obs_steps] for k, v in self.obs.items()},
+            "actions": self.actions[row, col, steps],
+            "rewards": self.rewards[row, col, steps] * mask,
+            "discounts": self.discounts[row, col, steps] * mask,
+            "mask": mask.astype(np.float32),
+            "task": tasks.copy(),
+        }
+        return batch
+
+    # -- checkpointing ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards,
+                "discounts": self.discounts, "lengths": self.lengths, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state["obs"].items():
+            self.obs[k][...] = v
+        for name in ("actions", "rewards", "discounts", "lengths", "cursor"):
+            getattr(self, name)[...] = state[name]

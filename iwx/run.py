@@ -1,0 +1,126 @@
+"""Run one experiment from gin files: ``python -m iwx.run --gin gin/point_nav_iwpl.gin``.
+
+Composes only: parses the configuration (failing fast with file / line /
+binding), opens a Sacred run, calls the configured pipeline, records what it
+returns. A killed run restarted with the same command resumes from its last
+checkpoint (``--fresh`` ignores it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "disable")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m iwx.run", description=__doc__.split("\n")[0])
+    p.add_argument("--gin", action="append", required=True, metavar="FILE",
+                   help="gin file (repeatable; later files override earlier ones)")
+    p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
+                   help="extra gin binding (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed of the run (default 0)")
+    p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
+                   help="also record into this MongoDB (default: $IWX_MONGO_URL)")
+    p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
+                   help="Sacred file store (default: runs/)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
+
+    params = list(args.gin_param)
+    if args.no_progress:
+        params += ["MultiTaskTraining.progress = False", "Adaptation.progress = False"]
+    try:
+        cfg = parse(args.gin, params)
+    except ConfigError as exc:
+        print(f"iwx.run: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    import gin
+    import numpy as np
+
+    from iwx import analysis
+    from iwx.experiment.recording import make_experiment
+    from iwx.loops.checkpoint import Checkpointer
+    from iwx.loops.logger import MemoryLogger
+    from iwx.loops.pipeline import pretrain_and_adapt
+
+    runs_dir = Path(args.runs_dir)
+    key = cfg.key(args.seed)
+    checkpoints = Checkpointer(runs_dir / "_checkpoints" / key)
+    if args.fresh:
+        checkpoints.clear()
+    config = {"seed": args.seed, "gin_files": list(cfg.files), "gin_params": list(cfg.params),
+              "bindings": flat_bindings()}
+    ex = make_experiment("iwx", config, runs_dir, args.mongo)
+
+    @ex.main
+    def experiment(_run, seed):
+        _run.info["gin_text"] = cfg.text
+        _run.info["checkpoint_key"] = key
+        previous = checkpoints.load()
+        if previous is not None:
+            _run.info["resumed_from"] = {"run_id": previous.get("run_id"),
+                                         "checkpoint": previous.get("label")}
+            print(f"[iwx] resuming from checkpoint {previous.get('label')!r} "
+                  f"of run {previous.get('run_id')}")
+        del previous
+        checkpoints.meta = {"run_id": _run._id}
+        logger = MemoryLogger(sink=lambda name, value, step: _run.log_scalar(name, value, step))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "config.gin").write_text(cfg.text)
+            result = pretrain_and_adapt(seed, logger, checkpoints, out)
+            (out / "operative_config.gin").write_text(gin.operative_config_str())
+            _run.info["operative_config"] = gin.operative_config_str()
+            returns, oracle = result["returns"], result["oracle"]
+            explore = result["exploration_episodes"]
+            headline = {name: analysis.summary(r, explore) for name, r in returns.items()}
+            if oracle is not None:
+                for h in headline.values():
+                    h["last3_fraction_of_oracle"] = h["last3_mean"] / float(np.mean(oracle))
+            (out / "results.json").write_text(json.dumps({
+                "returns": {n: r.tolist() for n, r in returns.items()},
+                "oracle": None if oracle is None else oracle.tolist(),
+                "test_goals": np.asarray(result["test_goals"]).tolist(),
+                "exploration_episodes": explore, "summary": headline}, indent=1))
+            analysis.plot_adaptation(returns, out / "adaptation.png", oracle=oracle,
+                                     exploration_episodes=explore,
+                                     title=", ".join(cfg.files))
+            for f in sorted(out.iterdir()):
+                _run.add_artifact(str(f), f.name)
+        table = analysis.adaptation_table(returns, oracle)
+        print("\nMean held-out return per adaptation episode (± 95% CI across tasks):")
+        print(table)
+        if oracle is not None:
+            print(f"\ngoal-knowing oracle: {np.mean(oracle):.2f} per episode")
+        for name, h in headline.items():
+            line = (f"{name}: last 3 episodes {h['last3_mean']:.2f} ± {h['last3_ci95']:.2f}, "
+                    f"after exploration {h['post_exploration_mean']:.2f} "
+                    f"± {h['post_exploration_ci95']:.2f}")
+            if "last3_fraction_of_oracle" in h:
+                line += f", {100 * h['last3_fraction_of_oracle']:.0f}% of the oracle"
+            print(line)
+        _run.info["summary"] = headline
+        checkpoints.clear()
+        return headline
+
+    run = ex.run(config_updates={"seed": args.seed}, options={"--force": False})
+    print(f"[iwx] recorded run {run._id} in {runs_dir}"
+          + (f" and MongoDB {args.mongo}" if args.mongo else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
