@@ -27,10 +27,22 @@ class GinConfig:
         return digest[:16]
 
 
-def _where(exc: BaseException, source: str) -> str:
-    if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1:
-        line = exc.args[1][0]
-        return f'{exc.args[0]}\n  In {source}, near line {line}'
+def _last_statement(text: str) -> tuple[int, str]:
+    """Line number and text of the last binding that starts at column 0."""
+    found = (1, "")
+    for number, line in enumerate(text.splitlines(), 1):
+        if line[:1] not in ("", " ", "\t", "#"):
+            found = (number, line)
+    return found
+
+
+def _where(exc: BaseException, source: str, text: str = "") -> str:
+    if isinstance(exc, tokenize.TokenError):
+        # The tokenizer reports the end of the file; the culprit is the statement
+        # that was still open there.
+        number, line = _last_statement(text)
+        return (f"{exc.args[0]} (a bracket or string opened here is never closed)\n"
+                f"  In {source}, line {number}\n    {line}")
     if isinstance(exc, SyntaxError):
         return f"{exc.msg}\n  In {source}, line {exc.lineno}\n    {(exc.text or '').rstrip()}"
     message = str(exc)
@@ -47,17 +59,18 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"gin file not found: {name}")
-        texts.append(f"# --- {name}\n{path.read_text()}")
+        text = path.read_text()
+        texts.append(f"# --- {name}\n{text}")
         try:
             gin.parse_config_file(str(path), skip_unknown=False)
         except Exception as exc:  # gin raises ValueError, SyntaxError, TokenError, ...
-            raise ConfigError(f"{path}: {_where(exc, f'file {str(path)!r}')}") from exc
+            raise ConfigError(f"{path}: {_where(exc, f'file {str(path)!r}', text)}") from exc
     for i, binding in enumerate(params, 1):
         try:
             gin.parse_config(binding)
         except Exception as exc:
             raise ConfigError(f"--gin_param {binding!r}: "
-                              f"{_where(exc, f'--gin_param number {i}')}") from exc
+                              f"{_where(exc, f'--gin_param number {i}', binding)}") from exc
     if params:
         texts.append("# --- command-line bindings\n" + "\n".join(params))
     return GinConfig(tuple(files), tuple(params), "\n".join(texts) + "\n")

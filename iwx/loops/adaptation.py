@@ -14,6 +14,7 @@ import gin
 import numpy as np
 from tqdm.auto import tqdm
 
+from iwx.loops.checkpoint import rng_state, set_rng_state
 from iwx.loops.episodes import play_episode
 from iwx.replay.task_replay import TaskReplay
 
@@ -48,6 +49,7 @@ class Adaptation:
             replay.load_state_dict(state["replay"])
             returns[...] = state["returns"]
             start = state["episode"]
+            set_rng_state(state["rng"], rng)  # after building the agent, whose init draws
 
         def learn(n):
             for _ in range(n):
@@ -72,6 +74,7 @@ class Adaptation:
             bar.update(1)
             bar.set_postfix(ret=f"{ret.mean():.2f}")
             save_checkpoint({"agent": agent.state_dict(), "replay": replay.state_dict(),
-                             "returns": returns.copy(), "episode": episode + 1})
+                             "returns": returns.copy(), "episode": episode + 1,
+                             "rng": rng_state(rng)})
         bar.close()
         return returns.reshape(num_tasks, self.seeds, self.episodes)

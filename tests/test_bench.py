@@ -1,0 +1,31 @@
+"""Smoke test of ``python -m iwx.bench``: it runs, and every item reports a positive rate."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    names = {it["name"] for it in result["items"]}
+    assert names == {"sac_update", "iwpl_update_k10", "env_b8", "act_k10_b8", "env_b1",
+                     "act_k10_b1"}
+    for it in result["items"]:
+        assert it["rate"] > 0 and math.isfinite(it["rate"]), it
+        assert it["units"] > 0 and it["seconds"] > 0, it
+        if it.get("reference"):
+            assert it["slowdown"] > 0, it
+    assert result["machine"]["threads"] == 1
+    assert result["machine"]["torch"]
+    # the printed table names every item
+    for it in result["items"]:
+        assert it["item"] in proc.stdout

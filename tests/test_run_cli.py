@@ -1,0 +1,166 @@
+"""`python -m iwx.run` end to end on a tiny budget, read back from Sacred's file store."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from cli import ROOT, iwx_run, read_json, run_dirs
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    proc = iwx_run(runs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(runs)
+    return run, proc
+
+
+def test_run_is_recorded_with_gin_text_bindings_metrics_and_checkpoint(recorded):
+    run, proc = recorded
+    assert read_json(run / "run.json")["status"] == "COMPLETED"
+    config = read_json(run / "config.json")
+    assert config["seed"] == 0
+    # bindings flattened into Sacred's config, file values and command-line overrides alike
+    assert config["bindings"]["IWPL"]["num_samples"] == 16
+    assert config["bindings"]["MultiTaskTraining"]["updates"] == 48
+    assert config["bindings"]["shared_q_iw/IWPA"]["critic_fn"] == "@shared_features_critic"
+    info = read_json(run / "info.json")
+    gin_file = (ROOT / "gin/point_nav_iwpl.gin").read_text()
+    assert gin_file in info["gin_text"]
+    assert "MultiTaskTraining.updates = 48" in info["gin_text"]
+    assert "IWPL.num_samples = 16" in info["operative_config"]
+    assert (run / "operative_config.gin").read_text() == info["operative_config"]
+
+    metrics = read_json(run / "metrics.json")
+    assert metrics["train/critic_loss"]["steps"] == [8, 16, 24, 32, 40, 48]
+    for name in ("train/return", "train/prior_loss", "train/alpha", "train/kl_to_prior"):
+        assert len(metrics[name]["values"]) == 6, name
+    assert any(k.startswith("train/return/task_") for k in metrics)
+    for variant in ("Shared Q + IW", "IW"):
+        series = metrics[f"adapt/{variant}/return"]
+        assert series["steps"] == [1, 2, 3]
+        per_task = [metrics[f"adapt/{variant}/return/task_{i:02d}"]["values"] for i in range(3)]
+        # the headline series is the mean of the per-task series (2 seeds each)
+        assert np.allclose(np.mean(per_task, axis=0), series["values"])
+
+    results = read_json(run / "results.json")
+    for variant in ("Shared Q + IW", "IW"):
+        returns = np.array(results["returns"][variant])
+        assert returns.shape == (3, 2, 3)  # tasks, seeds, episodes
+        assert np.allclose(returns.mean(axis=(0, 1)), metrics[f"adapt/{variant}/return"]["values"])
+    assert len(results["oracle"]) == 3
+
+    model = torch.load(run / "model.pt", weights_only=False)
+    assert {"prior", "critic"} <= set(model)
+    assert "features.out.weight" in model["critic"]       # ψ of the ψᵀw critic
+    assert (run / "adaptation.png").stat().st_size > 1000
+    assert "Mean held-out return per adaptation episode" in proc.stdout
+    assert "goal-knowing oracle" in proc.stdout
+
+
+def test_saved_model_is_loaded_by_a_later_adaptation_run(recorded, tmp_path):
+    run, _ = recorded
+    proc = iwx_run(tmp_path, params=[f"pretrain_and_adapt.pretrained = '{run / 'model.pt'}'"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (new,) = run_dirs(tmp_path)
+    metrics = read_json(new / "metrics.json")
+    assert not any(k.startswith("train/") for k in metrics)  # no pretraining this time
+    saved, reloaded = (torch.load(r / "model.pt", weights_only=False) for r in (run, new))
+    for part in ("prior", "critic"):
+        for name, value in saved[part].items():
+            assert torch.equal(value, reloaded[part][name]), (part, name)
+
+
+# Dense rewards make every return a continuous number, so equality means something.
+DENSE = ["PointNavVec.sparse = False"]
+
+
+@pytest.fixture(scope="module")
+def dense_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("dense")
+    proc = iwx_run(runs, params=DENSE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dirs(runs)[0]
+
+
+def _returns(run):
+    return read_json(run / "results.json")["returns"]
+
+
+def _values(run, metric):
+    return read_json(run / "metrics.json")[metric]["values"]
+
+
+def test_same_seed_same_returns_other_seed_differs(dense_run, tmp_path):
+    again = iwx_run(tmp_path / "a", params=DENSE)
+    other = iwx_run(tmp_path / "b", params=DENSE, seed=1)
+    assert again.returncode == 0 and other.returncode == 0, again.stderr[-2000:]
+    (run_a,), (run_b,) = run_dirs(tmp_path / "a"), run_dirs(tmp_path / "b")
+    assert _returns(run_a) == _returns(dense_run)
+    assert _values(run_a, "train/critic_loss") == _values(dense_run, "train/critic_loss")
+    assert _returns(run_b) != _returns(dense_run)
+    assert _values(run_b, "train/critic_loss") != _values(dense_run, "train/critic_loss")
+
+
+@pytest.mark.parametrize("kill_at", ["train:32", "adapt:IW:2"])
+def test_killed_run_resumes_to_the_same_numbers(dense_run, tmp_path, kill_at):
+    run = dense_run
+    killed = iwx_run(tmp_path, params=DENSE, env={"IWX_KILL_AFTER_CHECKPOINT": kill_at})
+    assert killed.returncode == -9, killed.stderr[-2000:]       # SIGKILL, no clean-up
+    assert list((tmp_path / "_checkpoints").glob("*/state.pt"))
+    resumed = iwx_run(tmp_path, params=DENSE)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from checkpoint '{kill_at}'" in resumed.stdout
+    first, second = run_dirs(tmp_path)
+    assert read_json(first / "run.json")["status"] == "RUNNING"  # killed: never closed
+    assert read_json(second / "info.json")["resumed_from"] == {"run_id": "1", "checkpoint": kill_at}
+    assert _returns(second) == _returns(run)
+    # the resumed record is complete: history before the kill is replayed into it
+    for metric in ("train/critic_loss", "train/return", "adapt/IW/return"):
+        assert _values(second, metric) == _values(run, metric), metric
+    assert not list((tmp_path / "_checkpoints").glob("*/state.pt"))  # cleared when done
+
+
+def _bad(tmp_path, text: str, name="bad.gin"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, line, needle", [
+    ("include 'gin/point_nav_iwpl.gin'\nIWPL.num_samples = 8\nNoSuchThing.value = 3\n",
+     3, "NoSuchThing"),
+    ("IWPL.num_samples = 8\nIWPL.no_such_param = 1\n", 2, "no_such_param"),
+    ("IWPL.num_samples = 8\nIWPL.gamma = (0.99\n", 2, "line"),
+])
+def test_broken_gin_file_fails_fast_naming_file_line_and_binding(tmp_path, text, line, needle):
+    path = _bad(tmp_path, text)
+    start = time.monotonic()
+    proc = iwx_run(tmp_path / "runs", str(path))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2
+    assert elapsed < 5.0, elapsed
+    assert str(path) in proc.stderr and needle in proc.stderr and f"line {line}" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started, nothing recorded
+
+
+def test_unknown_command_line_binding_fails_fast(tmp_path):
+    start = time.monotonic()
+    proc = iwx_run(tmp_path / "runs", params=["IWPA.alpah = 0.1"])
+    assert proc.returncode == 2 and time.monotonic() - start < 5.0
+    assert "IWPA.alpah = 0.1" in proc.stderr and "alpah" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_invalid_value_fails_before_training(tmp_path):
+    proc = iwx_run(tmp_path / "runs", params=[
+        "IWPL.temperature = @ConstrainedTemperature", "ConstrainedTemperature.epsilon = 30.0"])
+    assert proc.returncode != 0
+    assert "log K" in proc.stderr
+    metrics = read_json(run_dirs(tmp_path / "runs")[0] / "metrics.json")
+    assert metrics == {}  # failed at construction, before a single update
