@@ -19,7 +19,7 @@ from iwx.loops.episodes import play_episode
 
 @gin.configurable
 class MultiTaskTraining:
-    def __init__(self, *, updates: int = 15000, envs_per_iteration: int = 8,
+    def __init__(self, *, updates: int = 25000, envs_per_iteration: int = 8,
                  updates_per_iteration: int = 8, batch_size: int = 32,
                  chunks_per_task: int = 1, chunk_length: int = 10, log_period: int = 250,
                  checkpoint_period: int = 2500, progress: bool = True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import gin
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,13 +27,22 @@ class GaussianPrior(nn.Module):
 
     def __init__(self, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int, *,
                  inputs: Sequence[str] = ("position",), torso=Torso,
-                 log_std_min: float = -3.0, log_std_max: float = 0.0):
+                 log_std_min: float = -3.0, log_std_max: float = 0.5,
+                 init_std: float | None = 0.8):
         super().__init__()
         self.inputs = tuple(inputs)
         self.torso = torso(observation_dim(obs_spec, self.inputs))
         self.head = nn.Linear(self.torso.out_dim, 2 * action_dim)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
         self.action_dim = action_dim
+        if init_std is not None:
+            # Start wide: the first episodes explore with π0 alone (sparse rewards).
+            if not np.exp(log_std_min) < init_std < np.exp(log_std_max):
+                raise ValueError(f"GaussianPrior.init_std={init_std} must lie strictly inside "
+                                 f"[exp(log_std_min), exp(log_std_max)]")
+            frac = (np.log(init_std) - log_std_min) / (log_std_max - log_std_min)
+            with torch.no_grad():
+                self.head.bias[action_dim:] = float(np.log(frac / (1 - frac)))
 
     def distribution(self, obs: Mapping[str, torch.Tensor]) -> torch.distributions.Normal:
         mean, raw = self.head(self.torso(select(obs, self.inputs))).chunk(2, dim=-1)
