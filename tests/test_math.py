@@ -499,7 +499,7 @@ def test_ensemble_torso_member_equals_manual_computation():
 
 # --------------------------------------------------------------------------- prior
 def test_gaussian_prior_sample_shapes_clipping_and_log_prob():
-    """Samples lie in [-1, 1], shape [..., K, A]; log π0 is the Normal density at the clipped point."""
+    """Samples in [-1, 1], shape [..., K, A]; log π0 is the Normal density at the clipped point."""
     torch.manual_seed(0)
     prior = GaussianPrior(SPEC, 2, log_std_min=0.3, log_std_max=1.0)  # wide: clipping happens
     obs = {"position": torch.randn(5, 3, 2)}

@@ -175,3 +175,24 @@ def test_unreachable_mongodb_never_decides_whether_a_run_lives(tmp_path):
     assert time.monotonic() - start < 60
     (run,) = run_dirs(tmp_path)
     assert read_json(run / "run.json")["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("critic, extra, variants", [
+    # ψ(s, a)ᵀ f(g): the goal descriptor is a training-time observation only
+    ("@GoalFeatureCritic", ["PointNavVec.expose_goal = True"], ("Shared Q + IW", "IW")),
+    # one independent network per task: no shared ψ, so only the IW variant applies
+    ("@PerTaskCritic", ["pretrain_and_adapt.variants = {'IW': @iw/IWPA}"], ("IW",)),
+])
+def test_each_critic_parameterisation_runs_end_to_end(tmp_path, critic, extra, variants):
+    proc = iwx_run(tmp_path, params=[f"IWPL.critic = {critic}", *extra])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path)
+    assert read_json(run / "config.json")["bindings"]["IWPL"]["critic"] == critic
+    assert tuple(read_json(run / "results.json")["returns"]) == variants
+
+
+def test_shared_q_without_shared_features_is_refused_before_training(tmp_path):
+    proc = iwx_run(tmp_path, params=["IWPL.critic = @PerTaskCritic"])
+    assert proc.returncode != 0
+    assert "has no shared features" in proc.stderr
+    assert read_json(run_dirs(tmp_path)[0] / "metrics.json") == {}

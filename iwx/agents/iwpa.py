@@ -94,7 +94,8 @@ class IWPA:
                 "q_mean": float(masked_mean(q.detach(), mask))}
 
     def state_dict(self) -> dict:
-        return {"critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
+        return {"critic": self.critic.state_dict(),
+                "target_critic": self.target_critic.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:

@@ -40,7 +40,9 @@ class Checkpointer:
         self.directory = None if directory is None else Path(directory)
         # Testing hook: "<label>" makes the process SIGKILL itself right after
         # saving the checkpoint with that label (a real, unclean kill).
-        self.kill_at = kill_at if kill_at is not None else os.environ.get("IWX_KILL_AFTER_CHECKPOINT")
+        if kill_at is None:
+            kill_at = os.environ.get("IWX_KILL_AFTER_CHECKPOINT")
+        self.kill_at = kill_at
         self.meta: dict = {}  # stored with every checkpoint (e.g. the recording run's id)
 
     @property

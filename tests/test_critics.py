@@ -1,0 +1,56 @@
+"""Critic parameterisations: Q = ψᵀw_i, ψᵀf(g_i), per-task networks; task rows never mix."""
+
+from __future__ import annotations
+
+import torch
+
+from iwx.nets.critics import FeatureCritic, GoalFeatureCritic, PerTaskCritic
+
+torch.set_num_threads(1)
+SPEC = {"position": (2,), "task_id": (), "goal": (2,)}
+
+
+def _inputs(n=3, k=4):
+    torch.manual_seed(0)
+    position, actions = torch.randn(n, 5, 2), torch.rand(n, 5, k, 2) * 2 - 1  # K = 4 per state
+    position[2], actions[2] = position[0], actions[0]       # rows 0 and 2: identical inputs
+    return {"position": position}, actions
+
+
+def test_feature_critic_is_psi_dot_task_weights():
+    critic = FeatureCritic(SPEC, 2, num_tasks=6)
+    obs, actions = _inputs()
+    task = torch.tensor([4, 0, 4])
+    q = critic(obs, actions, task)                          # [3, 5, 4]
+    psi = critic.features(obs, actions)                     # [3, 5, 4, d]
+    for row, t in enumerate(task.tolist()):
+        assert torch.allclose(q[row], psi[row] @ critic.weights[t], atol=1e-6)
+    assert torch.allclose(q[0], q[2])                       # same task, same inputs
+
+
+def test_goal_feature_critic_is_psi_dot_goal_embedding():
+    critic = GoalFeatureCritic(SPEC, 2, num_tasks=6)
+    obs, actions = _inputs()
+    goal = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    q = critic(obs, actions, goal)
+    f = critic.goal_out(critic.goal_torso(goal))            # [3, d]
+    psi = critic.features(obs, actions)
+    for row in range(3):
+        assert torch.allclose(q[row], psi[row] @ f[row], atol=1e-6)
+    q.sum().backward()                                      # both ψ and f learn
+    assert critic.goal_out.weight.grad.abs().sum() > 0
+    assert critic.features.out.weight.grad.abs().sum() > 0
+
+
+def test_per_task_critic_rows_use_their_own_network():
+    critic = PerTaskCritic(SPEC, 2, num_tasks=4)
+    obs, actions = _inputs()
+    q = critic(obs, actions, torch.tensor([1, 3, 1]))
+    assert torch.allclose(q[0], q[2])
+    assert not torch.allclose(q[0], q[1])
+    # a row evaluated alone (rows = members, task=None) matches the gathered evaluation
+    alone = PerTaskCritic(SPEC, 2, num_tasks=1)
+    state = {k: v[3:4] for k, v in critic.state_dict().items()}
+    alone.load_state_dict(state)
+    single = alone({"position": obs["position"][1:2]}, actions[1:2])
+    assert torch.allclose(single[0], q[1], atol=1e-6)
