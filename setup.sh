@@ -29,13 +29,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         "${PIP[@]}" torch==2.13.0
     else
         "${PIP[@]}" torch==2.13.0 ${IWX_TORCH_INDEX:+--index-url "$IWX_TORCH_INDEX"}
-        if "$VENV/bin/python" -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; then
-            echo "[setup] WARNING: a CUDA build of torch was installed on a machine without a GPU;" \
-                 "set IWX_TORCH_INDEX to a CPU wheel index and rerun" >&2
-        fi
     fi
     echo "[setup] installing iwx and its dependencies" >&2
     "${PIP[@]}" -e ".[dev]"
+    if [ $has_gpu = 0 ] && "$VENV/bin/python" -c 'import sys, torch; sys.exit(torch.version.cuda is None)'; then
+        echo "[setup] WARNING: a CUDA build of torch was installed on a machine without a GPU;" \
+             "set IWX_TORCH_INDEX to a CPU wheel index and rerun" >&2
+    fi
     echo "$want" > "$stamp"
 fi
 
