@@ -54,3 +54,19 @@ def test_per_task_critic_rows_use_their_own_network():
     alone.load_state_dict(state)
     single = alone({"position": obs["position"][1:2]}, actions[1:2])
     assert torch.allclose(single[0], q[1], atol=1e-6)
+
+
+def test_prior_starts_at_the_requested_width_and_rejects_an_impossible_one():
+    import pytest
+
+    from iwx.nets.prior import GaussianPrior
+
+    torch.manual_seed(0)
+    prior = GaussianPrior({"position": (2,)}, 2, log_std_min=-1.5, log_std_max=0.5,
+                          init_std=0.8)
+    std = prior.distribution({"position": torch.randn(256, 2)}).scale
+    # only the head's random weights move σ away from 0.8 at initialisation
+    assert 0.6 < float(std.median()) < 1.0
+    assert float(std.min()) >= torch.exp(torch.tensor(-1.5)) - 1e-6
+    with pytest.raises(ValueError, match="init_std"):
+        GaussianPrior({"position": (2,)}, 2, log_std_min=-1.5, log_std_max=0.5, init_std=0.1)

@@ -501,7 +501,7 @@ def test_ensemble_torso_member_equals_manual_computation():
 def test_gaussian_prior_sample_shapes_clipping_and_log_prob():
     """Samples in [-1, 1], shape [..., K, A]; log π0 is the Normal density at the clipped point."""
     torch.manual_seed(0)
-    prior = GaussianPrior(SPEC, 2, log_std_min=0.3, log_std_max=1.0)  # wide: clipping happens
+    prior = GaussianPrior(SPEC, 2, log_std_min=0.3, log_std_max=1.0, init_std=2.0)  # wide: clips
     obs = {"position": torch.randn(5, 3, 2)}
     actions, log_prob = prior.sample(obs, 16)
     assert actions.shape == (5, 3, 16, 2)
