@@ -64,7 +64,8 @@ def test_prior_starts_at_the_requested_width_and_rejects_an_impossible_one():
     torch.manual_seed(0)
     prior = GaussianPrior({"position": (2,)}, 2, log_std_min=-1.5, log_std_max=0.5,
                           init_std=0.8)
-    std = prior.distribution({"position": torch.randn(256, 2)}).scale
+    with torch.no_grad():
+        std = prior.distribution({"position": torch.randn(256, 2)}).scale
     # only the head's random weights move σ away from 0.8 at initialisation
     assert 0.6 < float(std.median()) < 1.0
     assert float(std.min()) >= torch.exp(torch.tensor(-1.5)) - 1e-6
