@@ -123,6 +123,9 @@ def test_killed_run_resumes_to_the_same_numbers(dense_run, tmp_path, kill_at):
     # the resumed record is complete: history before the kill is replayed into it
     for metric in ("train/critic_loss", "train/return", "adapt/IW/return"):
         assert _values(second, metric) == _values(run, metric), metric
+    resumed_model, model = (torch.load(r / "model.pt", weights_only=False) for r in (second, run))
+    for name, value in model["critic"].items():
+        assert torch.equal(value, resumed_model["critic"][name]), name
     assert not list((tmp_path / "_checkpoints").glob("*/state.pt"))  # cleared when done
 
 

@@ -95,7 +95,8 @@ class IWPL:
         critic_loss.backward()
         self.critic_opt.step()
 
-        log_prior = self.prior.log_prob(now, samples[:, :, :-1])         # [nb, c, L, K]
+        dist = self.prior.distribution(now)
+        log_prior = self.prior.log_prob(now, samples[:, :, :-1], dist)   # [nb, c, L, K]
         p_loss = masked_mean(prior_loss(weights, log_prior), mask)        # eq. (11)
         self.prior_opt.zero_grad()
         p_loss.backward()
@@ -109,7 +110,7 @@ class IWPL:
             self.target_critic.load_state_dict(self.critic.state_dict())
         with torch.no_grad():
             kl = kl_to_empirical_prior(q_k[:, :, :-1], alpha)
-            std = self.prior.distribution(now).scale
+            std = dist.scale.detach()  # before this update's step: the σ the loss saw
         metrics.update(critic_loss=critic_loss.item(), prior_loss=p_loss.item(),
                        alpha=alpha, kl_to_prior=float(masked_mean(kl, mask)),
                        q_mean=float(masked_mean(q.detach(), mask)),

@@ -89,11 +89,12 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
             training.run(learner, env, split.train, store, rng, logger,
                          lambda s: save("train", s, f"train:{learner.updates}", True),
                          phase_state)
-        torch.save({"prior": learner.prior.state_dict(), "critic": learner.critic.state_dict(),
-                    "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train},
-                   Path(outputs) / "model.pt")
-        phase, phase_state = "adapt", None
+        phase_state = None
         save("adapt", None, "pretrained", False)
+    # Written by every run, resumed ones included, for a later run to adapt from.
+    torch.save({"prior": learner.prior.state_dict(), "critic": learner.critic.state_dict(),
+                "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train},
+               Path(outputs) / "model.pt")
 
     for name, make_agent in variants.items():
         if name in results:

@@ -58,8 +58,12 @@ class GaussianPrior(nn.Module):
         log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
         return actions, log_prob
 
-    def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
-        """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""
-        dist = self.distribution(obs)
+    def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor,
+                 dist: torch.distributions.Normal | None = None) -> torch.Tensor:
+        """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K].
+
+        ``dist``: ``self.distribution(obs)`` when the caller already has it.
+        """
+        dist = self.distribution(obs) if dist is None else dist
         return torch.distributions.Normal(dist.loc.unsqueeze(-2),
                                           dist.scale.unsqueeze(-2)).log_prob(actions).sum(-1)
