@@ -33,7 +33,10 @@ def summary(returns: np.ndarray, exploration_episodes: int, last: int = 3) -> di
     """Headline numbers of one variant: last-``last``-episodes and post-exploration means."""
     tasks = per_task(returns)
     last_mean, last_ci = mean_ci(tasks[:, -last:].mean(axis=1))
-    post_mean, post_ci = mean_ci(tasks[:, exploration_episodes:].mean(axis=1))
+    if tasks.shape[1] > exploration_episodes:
+        post_mean, post_ci = mean_ci(tasks[:, exploration_episodes:].mean(axis=1))
+    else:  # no episode after exploration
+        post_mean = post_ci = float("nan")
     return {"last3_mean": float(last_mean), "last3_ci95": float(last_ci),
             "post_exploration_mean": float(post_mean), "post_exploration_ci95": float(post_ci)}
 

@@ -17,11 +17,16 @@ down never decides whether a run lives: the file store is the record).
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
-from sacred import SETTINGS, Experiment
-from sacred.observers import FileStorageObserver
-from sacred.utils import apply_backspaces_and_linefeeds
+# sacred 0.8.7 imports pkg_resources (setuptools < 81 is pinned for it); its
+# deprecation notice says nothing the user can act on.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+from sacred import SETTINGS, Experiment  # noqa: E402
+from sacred.observers import FileStorageObserver  # noqa: E402
+from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
 SETTINGS.CAPTURE_MODE = "sys"  # works under Ray workers and with progress bars
 SETTINGS.CONFIG.READ_ONLY_CONFIG = False
