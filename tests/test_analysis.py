@@ -1,0 +1,41 @@
+"""Means, 95% CIs and tables over adaptation returns, against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from iwx.analysis import adaptation_table, mean_ci, plot_adaptation, summary
+
+
+def test_mean_ci_is_a_student_t_interval():
+    mean, half = mean_ci(np.array([1.0, 2.0, 3.0]))
+    # sd = 1, sem = 1/sqrt(3), t(0.975, 2 dof) = 4.302653
+    assert mean == pytest.approx(2.0)
+    assert half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert mean_ci(np.array([5.0]))[1] == 0.0
+
+
+def test_summary_averages_seeds_first_then_takes_the_ci_across_tasks():
+    # 2 tasks x 2 seeds x 4 episodes; 2 exploration episodes
+    returns = np.array([[[0, 0, 2, 4], [0, 0, 4, 6]],
+                        [[0, 0, 0, 2], [0, 0, 2, 2]]], dtype=float)
+    s = summary(returns, exploration_episodes=2, last=2)
+    # per task, last 2 episodes: task 0 -> mean(3, 5) = 4; task 1 -> mean(1, 2) = 1.5
+    assert s["last3_mean"] == pytest.approx(2.75)
+    assert s["last3_ci95"] == pytest.approx(12.706205 * (2.5 / math.sqrt(2)) / math.sqrt(2),
+                                            rel=1e-5)
+    assert s["post_exploration_mean"] == pytest.approx(2.75)   # episodes 3-4 here as well
+    assert math.isnan(summary(returns, exploration_episodes=4)["post_exploration_mean"])
+
+
+def test_table_rows_and_figure(tmp_path):
+    returns = {"A": np.ones((3, 2, 4)), "B": np.zeros((3, 2, 4))}
+    table = adaptation_table(returns, oracle=np.full(3, 13.0)).splitlines()
+    assert table[0] == "| episode | A | B | oracle |"
+    assert table[2] == "| 1 | 1.00 ± 0.00 | 0.00 ± 0.00 | 13.00 ± 0.00 |"
+    assert len(table) == 2 + 4
+    plot_adaptation(returns, tmp_path / "f.png", oracle=np.full(3, 13.0), exploration_episodes=2)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
