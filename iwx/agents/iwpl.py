@@ -96,7 +96,7 @@ class IWPL:
         self.critic_opt.step()
 
         dist = self.prior.distribution(now)
-        log_prior = self.prior.log_prob(now, samples[:, :, :-1], dist)   # [nb, c, L, K]
+        log_prior = self.prior.samples_log_prob(dist, samples[:, :, :-1])  # [nb, c, L, K]
         p_loss = masked_mean(prior_loss(weights, log_prior), mask)        # eq. (11)
         self.prior_opt.zero_grad()
         p_loss.backward()

@@ -49,21 +49,20 @@ class GaussianPrior(nn.Module):
         log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * torch.sigmoid(raw)
         return torch.distributions.Normal(mean, log_std.exp())
 
+    @staticmethod
+    def samples_log_prob(dist: torch.distributions.Normal, actions: torch.Tensor) -> torch.Tensor:
+        """log density of K actions per state [..., K, A] under ``dist`` [..., A]. -> [..., K]."""
+        return torch.distributions.Normal(dist.loc.unsqueeze(-2),
+                                          dist.scale.unsqueeze(-2)).log_prob(actions).sum(-1)
+
     def sample(self, obs: Mapping[str, torch.Tensor], num_samples: int):
         """K actions per state. Returns actions [..., K, A] and log π0(a_k|s) [..., K]."""
         dist = self.distribution(obs)
         mean, std = dist.loc.unsqueeze(-2), dist.scale.unsqueeze(-2)  # [..., 1, A]
         shape = (*mean.shape[:-2], num_samples, mean.shape[-1])
         actions = (mean + std * torch.randn(shape, device=mean.device)).clamp(-1.0, 1.0)
-        log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
-        return actions, log_prob
+        return actions, self.samples_log_prob(dist, actions)
 
-    def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor,
-                 dist: torch.distributions.Normal | None = None) -> torch.Tensor:
-        """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K].
-
-        ``dist``: ``self.distribution(obs)`` when the caller already has it.
-        """
-        dist = self.distribution(obs) if dist is None else dist
-        return torch.distributions.Normal(dist.loc.unsqueeze(-2),
-                                          dist.scale.unsqueeze(-2)).log_prob(actions).sum(-1)
+    def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""
+        return self.samples_log_prob(self.distribution(obs), actions)
