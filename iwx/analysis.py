@@ -58,6 +58,7 @@ def adaptation_table(results: Mapping[str, np.ndarray], oracle: np.ndarray | Non
 
 
 def plot_adaptation(results: Mapping[str, np.ndarray], path, *, oracle: np.ndarray | None = None,
+                    baseline: tuple[str, np.ndarray] | None = None,
                     exploration_episodes: int | None = None, title: str = "") -> None:
     """Mean return per adaptation episode, 95% CI shaded, one line per variant."""
     import matplotlib
@@ -73,6 +74,8 @@ def plot_adaptation(results: Mapping[str, np.ndarray], path, *, oracle: np.ndarr
         ax.fill_between(x, mean - half, mean + half, alpha=0.25)
     if oracle is not None:
         ax.axhline(float(np.mean(oracle)), color="k", ls="--", lw=1, label="goal-knowing oracle")
+    if baseline is not None:
+        ax.axhline(float(np.mean(baseline[1])), color="k", ls=":", lw=1, label=baseline[0])
     if exploration_episodes:
         ax.axvspan(0.5, exploration_episodes + 0.5, color="grey", alpha=0.1,
                    label="exploration (act from π0)")

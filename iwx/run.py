@@ -84,18 +84,24 @@ def main(argv=None) -> int:
             result = pretrain_and_adapt(seed, logger, checkpoints, out)
             (out / "operative_config.gin").write_text(gin.operative_config_str())
             _run.info["operative_config"] = gin.operative_config_str()
-            returns, oracle = result["returns"], result["oracle"]
+            returns, oracle, baseline = result["returns"], result["oracle"], result["baseline"]
             explore = result["exploration_episodes"]
             headline = {name: analysis.summary(r, explore) for name, r in returns.items()}
             if oracle is not None:
                 for h in headline.values():
                     h["last3_fraction_of_oracle"] = h["last3_mean"] / float(np.mean(oracle))
+            if baseline is not None:
+                for h in headline.values():
+                    h["last3_minus_baseline"] = h["last3_mean"] - float(np.mean(baseline[1]))
             (out / "results.json").write_text(json.dumps({
                 "returns": {n: r.tolist() for n, r in returns.items()},
                 "oracle": None if oracle is None else oracle.tolist(),
+                "baseline": None if baseline is None else {"name": baseline[0],
+                                                           "returns": baseline[1].tolist()},
                 "test_goals": np.asarray(result["test_goals"]).tolist(),
                 "exploration_episodes": explore, "summary": headline}, indent=1))
             analysis.plot_adaptation(returns, out / "adaptation.png", oracle=oracle,
+                                     baseline=baseline,
                                      exploration_episodes=explore,
                                      title=", ".join(cfg.files))
             for f in sorted(out.iterdir()):
@@ -105,12 +111,17 @@ def main(argv=None) -> int:
         print(table)
         if oracle is not None:
             print(f"\ngoal-knowing oracle: {np.mean(oracle):.2f} per episode")
+        if baseline is not None:
+            m, h = analysis.mean_ci(baseline[1])
+            print(f"\n{baseline[0]}: {m:.2f} ± {h:.2f} per episode")
         for name, h in headline.items():
             line = (f"{name}: last 3 episodes {h['last3_mean']:.2f} ± {h['last3_ci95']:.2f}, "
                     f"after exploration {h['post_exploration_mean']:.2f} "
                     f"± {h['post_exploration_ci95']:.2f}")
             if "last3_fraction_of_oracle" in h:
                 line += f", {100 * h['last3_fraction_of_oracle']:.0f}% of the oracle"
+            if "last3_minus_baseline" in h:
+                line += f", {h['last3_minus_baseline']:+.2f} over {baseline[0]}"
             print(line)
         _run.info["summary"] = headline
         checkpoints.clear()

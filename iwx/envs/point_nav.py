@@ -120,7 +120,16 @@ class PointNavVec:
                 obs["goal"] = self.goals.astype(np.float32)
         return obs
 
-    def reset(self) -> dict[str, np.ndarray]:
+    def set_tasks(self, goals: np.ndarray, task_ids: np.ndarray | None = None) -> None:
+        """Re-point the rows at other goals (the task-vector interface, iwx.envs.vector)."""
+        goals = np.asarray(goals, dtype=np.float64).reshape(-1, 2)
+        if len(goals) != self.num_envs:
+            raise ValueError(f"PointNavVec has {self.num_envs} rows, got {len(goals)} goals")
+        self.goals = goals
+        self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int64)
+
+    def reset(self, seed=None) -> dict[str, np.ndarray]:
+        """Every row back to the origin; ``seed`` is accepted and unused (no randomness)."""
         self._position = np.zeros((self.num_envs, 2))
         self._t = 0
         return self._obs()

@@ -33,8 +33,13 @@ class Adaptation:
         self.progress = progress
 
     def run(self, name: str, make_agent, make_env, goals: np.ndarray, obs_spec, action_dim: int,
-            rng: np.random.Generator, logger, save_checkpoint, state: dict | None = None):
-        """Adapt on every goal × seed. Returns per-episode returns [tasks, seeds, episodes]."""
+            rng: np.random.Generator, logger, save_checkpoint, state: dict | None = None,
+            env_seed: int = 0):
+        """Adapt on every goal × seed. Returns per-episode returns [tasks, seeds, episodes].
+
+        Episode e of every variant starts from ``reset(seed=[env_seed, 2, e])``:
+        the variants meet the same start states (common random numbers).
+        """
         num_tasks = len(goals)
         problems = num_tasks * self.seeds
         env = make_env(np.repeat(goals, self.seeds, axis=0), None)   # row = task * seeds + seed
@@ -64,7 +69,8 @@ class Adaptation:
         for episode in range(start, self.episodes):
             explore = episode < self.exploration_episodes
             ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
-                                  replay=replay, rows=rows, after_step=after_step)
+                                  replay=replay, rows=rows, after_step=after_step,
+                                  seed=[env_seed, 2, episode])
             learn(self.updates_per_episode)
             returns[:, episode] = ret
             per_task = ret.reshape(num_tasks, self.seeds).mean(axis=1)

@@ -14,16 +14,17 @@ def to_env_units(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
 
 def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
                  rows: np.ndarray | None = None,
-                 after_step: Callable[[int], None] | None = None):
+                 after_step: Callable[[int], None] | None = None, seed=None):
     """One episode in every row of ``env``; steps are appended to ``replay[rows]``.
 
     ``policy(obs) -> actions [B, A] in [-1, 1]``. Rows that terminate early
     stop recording (the environment may keep stepping them). ``after_step(t)``
     runs after step t (1-based) with the replay already holding it — where
     IWPA does its per-unroll update.
+    ``seed`` (int or ints) fixes every row's start state.
     Returns (returns [B], successes [B]: a positive reward was seen).
     """
-    obs = env.reset()
+    obs = env.reset(seed=seed)
     if replay is not None:
         replay.begin_episodes(rows, obs)
     alive = np.ones(env.num_envs, dtype=bool)

@@ -33,10 +33,14 @@ def resolve_device(device: str) -> torch.device:
 def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
                        tasks=gin.REQUIRED, env=gin.REQUIRED, variants=gin.REQUIRED,
                        agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
-                       oracle=None, pretrained: str | None = None, device: str = "auto",
+                       oracle=None, baseline=None, baseline_name: str = "baseline",
+                       pretrained: str | None = None, device: str = "auto",
                        num_threads: int = 1) -> dict:
     """Returns {"returns": {variant: [tasks, seeds, episodes]}, "oracle": [tasks] | None, ...}.
 
+    ``oracle(test_params, env)`` and ``baseline(test_params, env)`` give per-task
+    returns of reference policies: an upper one (e.g. knowing the goal) and a
+    lower one named ``baseline_name`` (e.g. standing still).
     ``pretrained``: path of a ``model.pt`` written by an earlier run; training
     is then skipped and its π0 and critic are loaded instead.
     """
@@ -88,12 +92,14 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
         else:
             training.run(learner, env, split.train, store, rng, logger,
                          lambda s: save("train", s, f"train:{learner.updates}", True),
-                         phase_state)
+                         phase_state, env_seed=seed)
         phase_state = None
         save("adapt", None, "pretrained", False)
     # Written by every run, resumed ones included, for a later run to adapt from.
     torch.save({"prior": learner.prior.state_dict(), "critic": learner.critic.state_dict(),
-                "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train},
+                "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train,
+                "prior_inputs": list(learner.prior.inputs),
+                "critic_task_key": getattr(learner.critic, "task_key", None)},
                Path(outputs) / "model.pt")
 
     for name, make_agent in variants.items():
@@ -104,10 +110,12 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
         state, phase_state = phase_state, None
         results[name] = adaptation.run(
             name, factory, env, split.test, held_out_spec, action_dim, rng, logger,
-            lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state)
+            lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state,
+            env_seed=seed)
         save("adapt", None, f"adapted:{name}", False)
 
     return {"returns": results,
             "oracle": None if oracle is None else oracle(split.test, env),
+            "baseline": None if baseline is None else (baseline_name, baseline(split.test, env)),
             "test_goals": split.test,
             "exploration_episodes": adaptation.exploration_episodes}

@@ -33,8 +33,12 @@ class MultiTaskTraining:
         self.progress = progress
 
     def run(self, agent, make_env, goals: np.ndarray, replay, rng: np.random.Generator,
-            logger, save_checkpoint, state: dict | None = None) -> dict:
-        """Train until ``agent.updates == self.updates``. ``state``: from a checkpoint."""
+            logger, save_checkpoint, state: dict | None = None, env_seed: int = 0) -> dict:
+        """Train until ``agent.updates == self.updates``. ``state``: from a checkpoint.
+
+        Episode e starts from ``reset(seed=[env_seed, 1, e])``, so start states
+        depend on the run's seed and the episode count only (exact on resume).
+        """
         num_tasks = len(goals)
         k = min(self.envs_per_iteration, num_tasks)
         state = state or {"counters": {"env_steps": 0, "episodes": 0}, "window": {}}
@@ -42,10 +46,15 @@ class MultiTaskTraining:
         window = defaultdict(list, {k: list(v) for k, v in state["window"].items()})
         bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
                    disable=not self.progress, dynamic_ncols=True)
+        env = None
         while agent.updates < self.updates:
             rows = rng.choice(num_tasks, size=k, replace=False)
-            env = make_env(goals[rows], rows)
-            returns, success = play_episode(env, agent.act, replay=replay, rows=rows)
+            if env is None:   # built once: physics-based envs are re-pointed, not rebuilt
+                env = make_env(goals[rows], rows)
+            else:
+                env.set_tasks(goals[rows], rows)
+            returns, success = play_episode(env, agent.act, replay=replay, rows=rows,
+                                            seed=[env_seed, 1, counters["episodes"]])
             counters["env_steps"] += env.episode_length * k
             counters["episodes"] += k
             window["return"].extend(returns)
