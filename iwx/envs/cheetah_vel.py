@@ -21,8 +21,10 @@ episode (:func:`standing_still_returns`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import warnings
 
 import gin
 import gymnasium as gym
@@ -59,6 +61,26 @@ class CheetahVelTasks:
         return TaskSplit(train=goals[:a], validation=goals[a:b], test=goals[b:])
 
 
+@contextlib.contextmanager
+def _quiet_deprecated_compiler_notice():
+    """gymnasium's half_cheetah.xml uses ``settotalmass``, which MuJoCo 3.17 flags as
+    deprecated by writing MUJOCO_LOG.TXT into the working directory on every build.
+    Only that notice is dropped; any other MuJoCo warning still reaches Python's."""
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(message):
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
 class CheetahVelEnv(TaskEnv):
     """One goal velocity. ``params``: [v_goal]."""
 
@@ -66,8 +88,9 @@ class CheetahVelEnv(TaskEnv):
                  reset_noise_scale: float = 0.1):
         from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-        self._cheetah = HalfCheetahEnv(reset_noise_scale=reset_noise_scale,
-                                       render_mode="rgb_array", width=320, height=240)
+        with _quiet_deprecated_compiler_notice():
+            self._cheetah = HalfCheetahEnv(reset_noise_scale=reset_noise_scale,
+                                           render_mode="rgb_array", width=320, height=240)
         self.privileged = privileged
         self.episode_length = episode_length
         self.ctrl_cost = ctrl_cost
