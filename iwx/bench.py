@@ -3,6 +3,7 @@
     python -m iwx.bench                       # default: ~3 s per item, 1 torch thread
     python -m iwx.bench --batch-size 512      # the paper's batch size (512 chunks x 10)
     python -m iwx.bench --json bench.json     # also write the numbers
+    python -m iwx.bench --tasks gtt reach     # only these physics tasks (default: all)
 
 Measured side by side in one process, on the same device (cuda when available):
 
@@ -14,6 +15,10 @@ Measured side by side in one process, on the same device (cuda when available):
     ``play_episode`` with ``IWPL.act`` over a :class:`PointNavVec` of B tasks,
     and of the bare environment (``PointNavVec.step`` with random actions,
     resetting every episode) with the same B.
+
+(c) for every physics task of the suite (half-cheetah velocity, Go To Ring,
+    Move Box, Reach, GTT): env steps/s of the bare task vector with random
+    actions and of the same vector driven by ``IWPL.act``, B tasks side by side.
 
 Every item is built and warmed up first, then timed for a fixed wall budget
 (``--seconds``) split into ``--rounds`` windows visited round-robin, so that a
@@ -42,9 +47,11 @@ import torch  # noqa: E402
 from iwx.agents.iwpl import IWPL, masked_mean, task_rows, to_torch  # noqa: E402
 from iwx.agents.temperature import FixedTemperature  # noqa: E402
 from iwx.envs.point_nav import PointNavTasks, PointNavVec  # noqa: E402
-from iwx.loops.episodes import play_episode  # noqa: E402
+from iwx.envs.suite import SUITE  # noqa: E402
+from iwx.envs.vector import PRIVILEGED_KEYS  # noqa: E402
+from iwx.loops.episodes import play_episode, to_env_units  # noqa: E402
 from iwx.loops.pipeline import resolve_device  # noqa: E402
-from iwx.nets.critics import FeatureCritic  # noqa: E402
+from iwx.nets.critics import FeatureCritic, Features  # noqa: E402
 from iwx.nets.prior import GaussianPrior  # noqa: E402
 from iwx.replay.task_replay import TaskReplay  # noqa: E402
 
@@ -204,6 +211,13 @@ def parse_args(argv=None):
                    help="K of the acting rows (default: the same as --ks)")
     p.add_argument("--envs", nargs="+", default=["8,1"],
                    help="B, tasks per PointNavVec in the acting rows (default 8,1)")
+    p.add_argument("--tasks", nargs="+", default=["all"],
+                   help=f"physics tasks for the per-environment acting rows: all, none, or "
+                        f"some of {', '.join(t for t in SUITE if t != 'point_nav')}")
+    p.add_argument("--task-envs", type=int, default=8,
+                   help="B, tasks per task vector in the per-environment rows (default 8)")
+    p.add_argument("--task-k", type=int, default=16,
+                   help="K of IWPL.act in the per-environment rows (default 16)")
     p.add_argument("--batch-size", type=int, default=32, help="chunks per batch (default 32)")
     p.add_argument("--chunk-length", type=int, default=10, help="steps per chunk (default 10)")
     p.add_argument("--seconds", type=float, default=3.0,
@@ -219,6 +233,16 @@ def parse_args(argv=None):
     args.ks = _int_list(args.ks)
     args.act_ks = args.ks if args.act_ks is None else _int_list(args.act_ks)
     args.envs = _int_list(args.envs)
+    physics = [t for t in SUITE if t != "point_nav"]
+    if args.tasks == ["all"]:
+        args.tasks = physics
+    elif args.tasks == ["none"]:
+        args.tasks = []
+    unknown = sorted(set(args.tasks) - set(physics))
+    if unknown:
+        p.error(f"--tasks: unknown {unknown}; choose from all, none, {', '.join(physics)}")
+    if args.task_envs < 1 or args.task_k < 1:
+        p.error("--task-envs and --task-k must be >= 1")
     for name in ("ks", "act_ks", "envs"):
         if not getattr(args, name) or min(getattr(args, name)) < 1:
             p.error(f"--{name.replace('_', '-')} needs positive integers")
@@ -347,6 +371,10 @@ def run(args) -> dict:
                           "unit": "env steps/s", "reference": f"env_b{b}"})
             steps.append(act_step)
 
+    # (c) acting in every physics task of the suite ---------------------------------
+    for task in args.tasks:
+        add_task_rows(task, args, device, rng, items, steps)
+
     print(f"iwx.bench: {info['device']} ({info['device_name']}), torch {info['torch']}, "
           f"{info['threads']} thread(s); {len(items)} items x {args.seconds:g} s "
           f"in {args.rounds} round(s), after warm-up...", file=sys.stderr, flush=True)
@@ -364,6 +392,64 @@ def run(args) -> dict:
                 "learning_rate": LEARNING_RATE, "num_tasks": num_tasks,
                 "replay_episodes_per_task": REPLAY_EPISODES, "batch_pool": BATCH_POOL},
             "items": items}
+
+
+TASK_CHUNK = 25   # vector steps per timed call in the per-environment rows
+
+
+def add_task_rows(task: str, args, device, rng, items: list, steps: list) -> None:
+    """Bare task vector (random actions) vs the acting loop (IWPL.act, K = --task-k).
+
+    Both rows step the same kind of vector of B training tasks for TASK_CHUNK
+    vector steps per call and reset a vector whose episodes have all ended, as
+    training does; the rate counts transitions of rows still in their episode
+    (a row that has ended is not stepped until the reset); the agent's networks have iwx's default sizes and see every
+    non-privileged key.
+    """
+    tasks_cls, vec_cls = SUITE[task]
+    b = args.task_envs
+    split = tasks_cls(num_train=max(b, 1), num_test=1, num_validation=0,
+                      seed=args.seed).split(args.seed)
+    rows = np.arange(b) % len(split.train)
+    bare, acting = vec_cls(split.train[rows], rows), vec_cls(split.train[rows], rows)
+    spec, action_dim = bare.observation_spec(), bare.action_dim
+    inputs = tuple(k for k in spec if k not in PRIVILEGED_KEYS)
+    torch.manual_seed(args.seed)
+    agent = IWPL(spec, action_dim, len(split.train), device=device, num_samples=args.task_k,
+                 temperature=lambda: FixedTemperature(ALPHA),
+                 prior=lambda s, a: GaussianPrior(s, a, inputs=inputs),
+                 critic=lambda s, a, n: FeatureCritic(
+                     s, a, n, features=lambda s2, a2: Features(s2, a2, inputs=inputs)))
+
+    def stepper(env, policy):
+        state = {"obs": None, "alive": None, "episode": 0}
+
+        def step():
+            transitions = 0
+            for _ in range(TASK_CHUNK):
+                if state["obs"] is None or not state["alive"].any():
+                    state["obs"] = env.reset(seed=[args.seed, 9, state["episode"]])
+                    state["alive"] = np.ones(env.num_envs, bool)
+                    state["episode"] += 1
+                transitions += int(state["alive"].sum())   # ended rows are not stepped
+                obs, _, term, trunc = env.step(policy(state["obs"]))
+                state["obs"], state["alive"] = obs, state["alive"] & ~(term | trunc)
+            return transitions
+        return step
+
+    def random_policy(obs):
+        return rng.uniform(bare.action_low, bare.action_high, (b, action_dim))
+
+    def iwpl_policy(obs):
+        return to_env_units(agent.act(obs), acting.action_low, acting.action_high)
+
+    items.append({"item": f"{task}: bare env, random actions (B={b})", "group": task,
+                  "name": f"{task}_env_b{b}", "k": None, "num_envs": b, "unit": "env steps/s"})
+    steps.append(stepper(bare, random_policy))
+    items.append({"item": f"{task}: IWPL.act K={args.task_k} (B={b})", "group": task,
+                  "name": f"{task}_act_k{args.task_k}_b{b}", "k": args.task_k, "num_envs": b,
+                  "unit": "env steps/s", "reference": f"{task}_env_b{b}"})
+    steps.append(stepper(acting, iwpl_policy))
 
 
 def format_table(result: dict) -> str:
