@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "disable")
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m iwx.run", description=__doc__.split("\n")[0])
@@ -31,16 +29,23 @@ def parse_args(argv=None):
                    help="Sacred file store (default: runs/)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--video", action="store_true",
+                   help="render the last adaptation episode of held-out task 0 as a GIF "
+                        "artifact (needs EGL or OSMesa; MUJOCO_GL defaults to egl then)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Before anything imports mujoco: render offscreen only when a video is asked for.
+    os.environ.setdefault("MUJOCO_GL", "egl" if args.video else "disable")
     from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
 
     params = list(args.gin_param)
     if args.no_progress:
         params += ["MultiTaskTraining.progress = False", "Adaptation.progress = False"]
+    if args.video:
+        params += ["Adaptation.video = True"]
     try:
         cfg = parse(args.gin, params)
     except ConfigError as exc:

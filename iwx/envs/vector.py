@@ -134,6 +134,11 @@ class TaskVec:
         return (self._stack(self._last), reward, self._terminated.copy(),
                 self._truncated.copy())
 
+    @property
+    def done(self) -> np.ndarray:
+        """[B] rows whose episode has ended since the last reset."""
+        return self._done.copy()
+
     def render(self, row: int = 0, **kwargs) -> np.ndarray:
         return self.envs[row].render(**kwargs)
 

@@ -10,6 +10,9 @@ TD(0) update, after every episode ``updates_per_episode`` updates, each on
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import gin
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,11 +22,46 @@ from iwx.loops.episodes import play_episode
 from iwx.replay.task_replay import TaskReplay
 
 
+def start_video(env) -> list | None:
+    """An empty frame list if ``env`` renders here, else None (with a warning: a video
+    is never worth failing a run for)."""
+    try:
+        env.render(0)
+    except Exception as exc:  # no render method, no GL backend, ...
+        warnings.warn(f"no adaptation video: {type(env).__name__} cannot render here "
+                      f"({type(exc).__name__}: {exc}); set MUJOCO_GL=egl or osmesa",
+                      RuntimeWarning)
+        return None
+    return []
+
+
+def write_video(frames: list, path: Path, fps: int) -> Path | None:
+    """MP4 when imageio-ffmpeg is installed (``pip install -e .[video]``), else a GIF
+    at half the frame rate (every other frame, to keep it a few MB). Returns the path."""
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        return None
+    import imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        path = path.with_suffix(".gif")
+        imageio.mimsave(path, frames[::2], duration=2000 / fps, loop=0)
+    else:
+        path = path.with_suffix(".mp4")
+        imageio.mimsave(path, frames, fps=fps, macro_block_size=8)
+    return path
+
+
 @gin.configurable
 class Adaptation:
     def __init__(self, *, episodes: int = 10, exploration_episodes: int = 5, seeds: int = 3,
                  unroll_length: int = 10, updates_per_unroll: int = 1,
-                 updates_per_episode: int = 50, batch_size: int = 128, progress: bool = True):
+                 updates_per_episode: int = 50, batch_size: int = 128, progress: bool = True,
+                 video: bool = False, video_fps: int = 20):
         if exploration_episodes > episodes:
             raise ValueError(f"Adaptation.exploration_episodes={exploration_episodes} exceeds "
                              f"episodes={episodes}")
@@ -31,14 +69,17 @@ class Adaptation:
         self.unroll_length, self.updates_per_unroll = unroll_length, updates_per_unroll
         self.updates_per_episode, self.batch_size = updates_per_episode, batch_size
         self.progress = progress
+        self.video, self.video_fps = video, video_fps
 
     def run(self, name: str, make_agent, make_env, goals: np.ndarray, obs_spec, action_dim: int,
             rng: np.random.Generator, logger, save_checkpoint, state: dict | None = None,
-            env_seed: int = 0):
+            env_seed: int = 0, video_path: Path | None = None):
         """Adapt on every goal × seed. Returns per-episode returns [tasks, seeds, episodes].
 
         Episode e of every variant starts from ``reset(seed=[env_seed, 2, e])``:
         the variants meet the same start states (common random numbers).
+        With ``video`` on, the last episode of problem 0 (held-out task 0, seed 0)
+        is rendered next to ``video_path`` (MP4 or GIF), where the environment can render.
         """
         num_tasks = len(goals)
         problems = num_tasks * self.seeds
@@ -60,7 +101,14 @@ class Adaptation:
             for _ in range(n):
                 agent.update(replay.sample(rng, rows, self.batch_size, 1))
 
+        frames: list | None = None
+
         def after_step(t):
+            if frames is not None and not (frames and frames[-1] is None):
+                # row 0's frames until its episode ends (a None marks the end)
+                frames.append(env.render(0))
+                if getattr(env, "done", np.zeros(1, bool))[0]:
+                    frames.append(None)
             if t % self.unroll_length == 0:
                 learn(self.updates_per_unroll)
 
@@ -68,9 +116,14 @@ class Adaptation:
                    disable=not self.progress, dynamic_ncols=True)
         for episode in range(start, self.episodes):
             explore = episode < self.exploration_episodes
+            if self.video and video_path is not None and episode == self.episodes - 1:
+                frames = start_video(env)
             ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
                                   replay=replay, rows=rows, after_step=after_step,
                                   seed=[env_seed, 2, episode])
+            if frames:
+                write_video(frames, video_path, self.video_fps)
+                frames = None
             learn(self.updates_per_episode)
             returns[:, episode] = ret
             per_task = ret.reshape(num_tasks, self.seeds).mean(axis=1)

@@ -23,6 +23,11 @@ from iwx.loops.training import MultiTaskTraining
 from iwx.replay.task_replay import TaskReplay
 
 
+def slug(name: str) -> str:
+    """'Shared Q + IW' -> 'shared_q_iw' (file names of per-variant artifacts)."""
+    return "_".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,7 +116,7 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
         results[name] = adaptation.run(
             name, factory, env, split.test, held_out_spec, action_dim, rng, logger,
             lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state,
-            env_seed=seed)
+            env_seed=seed, video_path=Path(outputs) / f"video_{slug(name)}")
         save("adapt", None, f"adapted:{name}", False)
 
     return {"returns": results,
