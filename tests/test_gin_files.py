@@ -89,3 +89,29 @@ def test_a_physics_task_is_reproducible_from_one_seed(tmp_path):
                            returns(4, tmp_path / "c"))
     assert first == again
     assert first[1] != other[1]
+
+
+@pytest.mark.parametrize("kill_at", ["train:8", "adapt:IW:1"])
+def test_a_killed_physics_run_resumes_to_the_same_numbers(tmp_path, kill_at):
+    """Seeded resets + checkpointed episode counters: a resumed half-cheetah run ends
+    with exactly the numbers of an uninterrupted one."""
+    text = (ROOT / "gin/cheetah_vel_iwpl.gin").read_text()
+    args = ["--gin", str(ROOT / "gin/cheetah_vel_iwpl.gin"), "--no-progress"]
+    for p in tiny_params(text):
+        args += ["--gin_param", p]
+
+    def run(runs, env=None):
+        return run_cli("iwx.run", [*args, "--runs-dir", str(runs)], env=env, timeout=600)
+
+    assert run(tmp_path / "whole").returncode == 0
+    killed = run(tmp_path / "killed", env={"IWX_KILL_AFTER_CHECKPOINT": kill_at})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = run(tmp_path / "killed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from checkpoint '{kill_at}'" in resumed.stdout
+    (whole,), (_, second) = run_dirs(tmp_path / "whole"), run_dirs(tmp_path / "killed")
+    assert (read_json(second / "results.json")["returns"]
+            == read_json(whole / "results.json")["returns"])
+    for metric in ("train/critic_loss", "train/return", "adapt/IW/return"):
+        assert (read_json(second / "metrics.json")[metric]["values"]
+                == read_json(whole / "metrics.json")[metric]["values"]), metric
