@@ -232,7 +232,7 @@ def test_vector_interface(split):
 
 
 def test_vector_privileged_spec(split):
-    vec = MoveBoxVec(split.train[:2], np.array([3, 9]), success_radius=0.4)
+    vec = MoveBoxVec(split.train[:2], np.array([3, 9]))
     spec = vec.observation_spec()
     assert spec["task_id"] == () and spec["goal"] == (2,)
     obs = vec.reset(seed=0)

@@ -115,3 +115,26 @@ def test_a_killed_physics_run_resumes_to_the_same_numbers(tmp_path, kill_at):
     for metric in ("train/critic_loss", "train/return", "adapt/IW/return"):
         assert (read_json(second / "metrics.json")[metric]["values"]
                 == read_json(whole / "metrics.json")[metric]["values"]), metric
+
+
+def test_env_settings_bound_on_the_env_reach_every_row_of_its_vector():
+    import gin
+    import numpy as np
+
+    import iwx.configurables  # noqa: F401
+    from iwx.envs.cheetah_vel import CheetahVelVec
+    from iwx.envs.reach import ReachVec
+
+    gin.clear_config()
+    try:
+        gin.parse_config(["ReachEnv.radius = 0.1", "CheetahVelEnv.episode_length = 7"])
+        reach = ReachVec(np.zeros((3, 3)), None)
+        assert [env.radius for env in reach.envs] == [0.1, 0.1, 0.1]
+        cheetah = CheetahVelVec(np.ones((2, 1)), np.array([0, 1]))
+        assert cheetah.episode_length == 7
+        cheetah.reset(seed=0)
+        for step in range(7):
+            *_, truncated = cheetah.step(np.zeros((2, 6)))
+        assert truncated.all()
+    finally:
+        gin.clear_config()

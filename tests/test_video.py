@@ -16,7 +16,7 @@ TINY = ["ReachTasks.num_train = 2", "ReachTasks.num_test = 1",
         "MultiTaskTraining.updates_per_iteration = 8", "MultiTaskTraining.batch_size = 8",
         "Adaptation.episodes = 1", "Adaptation.exploration_episodes = 1",
         "Adaptation.seeds = 1", "Adaptation.updates_per_episode = 1",
-        "Adaptation.batch_size = 8", "ReachVec.time_limit = 2.0"]   # 50 steps
+        "Adaptation.batch_size = 8", "ReachEnv.time_limit = 2.0"]   # 50 steps
 
 
 def egl_renders() -> bool:

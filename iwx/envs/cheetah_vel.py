@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import warnings
 
 import gin
@@ -81,6 +80,7 @@ def _quiet_deprecated_compiler_notice():
         mujoco.set_mju_user_warning(previous)
 
 
+@gin.configurable
 class CheetahVelEnv(TaskEnv):
     """One goal velocity. ``params``: [v_goal]."""
 
@@ -138,14 +138,14 @@ class CheetahVelEnv(TaskEnv):
 
 @gin.configurable
 class CheetahVelVec(TaskVec):
-    """B half-cheetah velocity tasks stepped together (the task-vector interface)."""
+    """B half-cheetah velocity tasks stepped together (the task-vector interface).
 
-    def __init__(self, params, task_ids=None, *, episode_length: int = 200,
-                 ctrl_cost: float = 0.05, reset_noise_scale: float = 0.1):
-        super().__init__(functools.partial(CheetahVelEnv, episode_length=episode_length,
-                                           ctrl_cost=ctrl_cost,
-                                           reset_noise_scale=reset_noise_scale),
-                         params, task_ids)
+    The rows are :class:`CheetahVelEnv` instances; bind their settings on ``CheetahVelEnv``
+    (e.g. ``CheetahVelEnv.<setting> = ...``), which gin applies to every row.
+    """
+
+    def __init__(self, params, task_ids=None):
+        super().__init__(CheetahVelEnv, params, task_ids)
 
 
 @gin.configurable

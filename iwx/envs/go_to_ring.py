@@ -48,7 +48,6 @@ Decisions where the paper is silent:
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import gin
 import numpy as np
@@ -85,6 +84,7 @@ class GoToRingTasks:
         return TaskSplit(train=targets[:a], validation=targets[a:b], test=targets[b:])
 
 
+@gin.configurable
 class GoToRingEnv(WalkerTargetEnv):
     """One Go To Ring task. ``params``: [target_x, target_y]."""
 
@@ -112,17 +112,11 @@ class GoToRingEnv(WalkerTargetEnv):
 
 @gin.configurable
 class GoToRingVec(TaskVec):
-    """B Go To Ring tasks stepped together (the task-vector interface, iwx.envs.vector)."""
+    """B Go To Ring tasks stepped together (the task-vector interface, iwx.envs.vector).
 
-    def __init__(self, params, task_ids=None, *,
-                 distance_tolerance: float = DEFAULT_DISTANCE_TOLERANCE,
-                 reach_reward: float = 10.0, step_penalty: float = -0.005,
-                 episode_seconds: float = 10.0, steps_per_second: float = 20.0,
-                 spawn_half_size: float = 8.0, floor_half_size: float = 10.0,
-                 physics_timestep: float = DEFAULT_PHYSICS_TIMESTEP):
-        super().__init__(functools.partial(
-            GoToRingEnv, distance_tolerance=distance_tolerance, reach_reward=reach_reward,
-            step_penalty=step_penalty, episode_seconds=episode_seconds,
-            steps_per_second=steps_per_second, spawn_half_size=spawn_half_size,
-            floor_half_size=floor_half_size, physics_timestep=physics_timestep),
-            params, task_ids)
+    The rows are :class:`GoToRingEnv` instances; bind their settings on ``GoToRingEnv``
+    (e.g. ``GoToRingEnv.<setting> = ...``), which gin applies to every row.
+    """
+
+    def __init__(self, params, task_ids=None):
+        super().__init__(GoToRingEnv, params, task_ids)

@@ -81,7 +81,6 @@ Decisions where the paper is silent:
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import gin
 import numpy as np
@@ -136,6 +135,7 @@ class GTTTasks:
         return TaskSplit(train=params[:a], validation=params[a:b], test=params[b:])
 
 
+@gin.configurable
 class GTTEnv(WalkerTargetEnv):
     """One GTT task. ``params``: [target_x, target_y, start_x, start_y].
 
@@ -174,19 +174,11 @@ class GTTEnv(WalkerTargetEnv):
 
 @gin.configurable
 class GTTVec(TaskVec):
-    """B GTT tasks stepped together (the task-vector interface, iwx.envs.vector)."""
+    """B GTT tasks stepped together (the task-vector interface, iwx.envs.vector).
 
-    def __init__(self, params, task_ids=None, *,
-                 distance_tolerance: float = DEFAULT_DISTANCE_TOLERANCE,
-                 reach_reward: float = 1.0, step_penalty: float = -0.005,
-                 fall_penalty: float = -1.0, episode_seconds: float = 10.0,
-                 steps_per_second: float = 20.0, room_size: float = 8.0,
-                 fixed_start: bool | None = None, floor_half_size: float = 8.0,
-                 physics_timestep: float = DEFAULT_PHYSICS_TIMESTEP):
-        super().__init__(functools.partial(
-            GTTEnv, distance_tolerance=distance_tolerance, reach_reward=reach_reward,
-            step_penalty=step_penalty, fall_penalty=fall_penalty,
-            episode_seconds=episode_seconds, steps_per_second=steps_per_second,
-            room_size=room_size, fixed_start=fixed_start, floor_half_size=floor_half_size,
-            physics_timestep=physics_timestep),
-            params, task_ids)
+    The rows are :class:`GTTEnv` instances; bind their settings on ``GTTEnv``
+    (e.g. ``GTTEnv.<setting> = ...``), which gin applies to every row.
+    """
+
+    def __init__(self, params, task_ids=None):
+        super().__init__(GTTEnv, params, task_ids)

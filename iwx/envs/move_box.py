@@ -88,7 +88,6 @@ limit.
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import gin
 import gymnasium as gym
@@ -248,6 +247,7 @@ class _MoveBoxTask(composer.Task):
         return 0.0 if self.success else 1.0
 
 
+@gin.configurable
 class MoveBoxEnv(TaskEnv):
     """One Move Box task (gymnasium API); see the module docstring.
 
@@ -394,16 +394,11 @@ class MoveBoxEnv(TaskEnv):
 
 @gin.configurable
 class MoveBoxVec(TaskVec):
-    """B Move Box tasks in lockstep (the task-vector interface of iwx.envs.vector)."""
+    """B Move Box tasks in lockstep (the task-vector interface of iwx.envs.vector).
 
-    def __init__(self, params: np.ndarray, task_ids: np.ndarray | None = None, *,
-                 success_radius: float = 0.5, time_limit: float = 20.0,
-                 control_timestep: float = 0.05, physics_timestep: float = 0.005,
-                 room_size: float = 8.0, box_half_size: float = 0.3,
-                 box_mass: float = 5.0, box_friction: float = 0.5,
-                 spawn_clearance: float = 0.8):
-        super().__init__(functools.partial(
-            MoveBoxEnv, success_radius=success_radius, time_limit=time_limit,
-            control_timestep=control_timestep, physics_timestep=physics_timestep,
-            room_size=room_size, box_half_size=box_half_size, box_mass=box_mass,
-            box_friction=box_friction, spawn_clearance=spawn_clearance), params, task_ids)
+    The rows are :class:`MoveBoxEnv` instances; bind their settings on ``MoveBoxEnv``
+    (e.g. ``MoveBoxEnv.<setting> = ...``), which gin applies to every row.
+    """
+
+    def __init__(self, params, task_ids=None):
+        super().__init__(MoveBoxEnv, params, task_ids)

@@ -87,7 +87,6 @@ logging filter on the absl logger drops exactly those records.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 
 import gymnasium as gym
@@ -202,6 +201,7 @@ class _ReachTask(composer.Task):
         return float(reach_reward(pinch, target, self.radius))
 
 
+@gin.configurable
 class ReachEnv(TaskEnv):
     """One Reach task (one target) with the gymnasium API; see the module doc."""
 
@@ -317,12 +317,11 @@ class ReachEnv(TaskEnv):
 
 @gin.configurable
 class ReachVec(TaskVec):
-    """B Reach rows behind the task-vector interface (iwx.envs.vector)."""
+    """B Reach rows behind the task-vector interface (iwx.envs.vector).
 
-    def __init__(self, params: np.ndarray, task_ids: np.ndarray | None = None, *,
-                 radius: float = RADIUS, time_limit: float = TIME_LIMIT,
-                 control_timestep: float = CONTROL_TIMESTEP, max_reset_attempts: int = 5):
-        super().__init__(functools.partial(ReachEnv, radius=radius, time_limit=time_limit,
-                                           control_timestep=control_timestep,
-                                           max_reset_attempts=max_reset_attempts),
-                         params, task_ids)
+    The rows are :class:`ReachEnv` instances; bind their settings on ``ReachEnv``
+    (e.g. ``ReachEnv.<setting> = ...``), which gin applies to every row.
+    """
+
+    def __init__(self, params, task_ids=None):
+        super().__init__(ReachEnv, params, task_ids)
