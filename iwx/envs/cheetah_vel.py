@@ -29,7 +29,7 @@ import gin
 import gymnasium as gym
 import numpy as np
 
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
 
@@ -52,12 +52,10 @@ class CheetahVelTasks:
     seed: int | None = None
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC4EE]))
+        rng = task_generator(run_seed, self.seed, 0xC4EE)
         total = self.num_train + self.num_validation + self.num_test
         goals = rng.uniform(self.low, self.high, size=(total, 1))
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=goals[:a], validation=goals[a:b], test=goals[b:])
+        return split_in_order(goals, self.num_train, self.num_validation)
 
 
 @contextlib.contextmanager

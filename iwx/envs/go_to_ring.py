@@ -56,7 +56,7 @@ from dm_control.locomotion.walkers import ant
 
 from iwx.envs.go_to_target import (DEFAULT_DISTANCE_TOLERANCE, DEFAULT_PHYSICS_TIMESTEP,
                                    WalkerTargetEnv)
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskVec
 
 
@@ -74,14 +74,12 @@ class GoToRingTasks:
     seed: int | None = None
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6024]))
+        rng = task_generator(run_seed, self.seed, 0x6024)
         total = self.num_train + self.num_validation + self.num_test
         angle = rng.uniform(0.0, 2 * np.pi, size=total)
         radius = rng.uniform(self.min_radius, self.max_radius, size=total)
         targets = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=-1)
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=targets[:a], validation=targets[a:b], test=targets[b:])
+        return split_in_order(targets, self.num_train, self.num_validation)
 
 
 @gin.configurable

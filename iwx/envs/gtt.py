@@ -89,7 +89,7 @@ from dm_control.locomotion.walkers import cmu_humanoid
 
 from iwx.envs.go_to_target import (DEFAULT_DISTANCE_TOLERANCE, DEFAULT_PHYSICS_TIMESTEP,
                                    WalkerTargetEnv)
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskVec
 
 def humanoid_fall_geoms(walker) -> list:
@@ -116,8 +116,7 @@ class GTTTasks:
     seed: int | None = None
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6772]))
+        rng = task_generator(run_seed, self.seed, 0x6772)
         total = self.num_train + self.num_validation + self.num_test
         half = self.room_size / 2
         target = rng.uniform(-half, half, size=(total, 2))
@@ -131,8 +130,7 @@ class GTTTasks:
             raise ValueError(f"min_start_distance={self.min_start_distance} is too large "
                              f"for a room of size {self.room_size}")
         params = np.concatenate([target, start], axis=1)
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=params[:a], validation=params[a:b], test=params[b:])
+        return split_in_order(params, self.num_train, self.num_validation)
 
 
 @gin.configurable

@@ -97,7 +97,7 @@ from dm_control.locomotion.arenas import floors
 from dm_control.locomotion.walkers import jumping_ball
 from dm_control.manipulation.props import primitive
 
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
 TASK_SEED_CONSTANT = 0xB0C5           # SeedSequence([seed, this]) draws the task parameters
@@ -131,13 +131,11 @@ class MoveBoxTasks:
     min_distance: float = 0.5
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, TASK_SEED_CONSTANT]))
+        rng = task_generator(run_seed, self.seed, TASK_SEED_CONSTANT)
         total = self.num_train + self.num_validation + self.num_test
         params = sample_tasks(rng, total, half_extent=self.room_size / 2 - self.margin,
                               min_distance=self.min_distance, max_distance=self.max_distance)
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=params[:a], validation=params[a:b], test=params[b:])
+        return split_in_order(params, self.num_train, self.num_validation)
 
 
 def sample_tasks(rng: np.random.Generator, n: int, *, half_extent: float,

@@ -23,7 +23,7 @@ import gin
 import gymnasium as gym
 import numpy as np
 
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 
 MAX_STEP = 0.1
 
@@ -64,13 +64,11 @@ class PointNavTasks:
     seed: int | None = None
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A5C]))
+        rng = task_generator(run_seed, self.seed, 0x7A5C)
         total = self.num_train + self.num_validation + self.num_test
         angles = rng.uniform(0.0, np.pi, size=total)
         goals = self.radius * np.stack([np.cos(angles), np.sin(angles)], axis=-1)
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=goals[:a], validation=goals[a:b], test=goals[b:])
+        return split_in_order(goals, self.num_train, self.num_validation)
 
 
 @gin.configurable

@@ -98,7 +98,7 @@ from dm_control.entities.manipulators import kinova
 from dm_control.manipulation.shared import arenas, robots, workspaces
 
 import gin
-from iwx.envs.tasks import TaskSplit
+from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
 TARGET_LOW = (-0.2, -0.2, 0.02)     # the task distribution's cube (side 0.4)
@@ -148,13 +148,11 @@ class ReachTasks:
     seed: int | None = None
 
     def split(self, run_seed: int) -> TaskSplit:
-        seed = run_seed if self.seed is None else self.seed
-        rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CONSTANT]))
+        rng = task_generator(run_seed, self.seed, _SPLIT_CONSTANT)
         total = self.num_train + self.num_validation + self.num_test
         targets = rng.uniform(np.asarray(self.low, np.float64),
                               np.asarray(self.high, np.float64), size=(total, 3))
-        a, b = self.num_train, self.num_train + self.num_validation
-        return TaskSplit(train=targets[:a], validation=targets[a:b], test=targets[b:])
+        return split_in_order(targets, self.num_train, self.num_validation)
 
 
 class _ReachTask(composer.Task):

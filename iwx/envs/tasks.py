@@ -14,3 +14,17 @@ class TaskSplit:
     train: np.ndarray
     validation: np.ndarray
     test: np.ndarray
+
+
+def task_generator(run_seed: int, seed: int | None, salt: int) -> np.random.Generator:
+    """The generator of one task distribution's draw: seeded by ``seed`` when a
+    config pins it, else by the run's seed; ``salt`` keeps distributions apart."""
+    return np.random.default_rng(np.random.SeedSequence([run_seed if seed is None else seed,
+                                                         salt]))
+
+
+def split_in_order(rows: np.ndarray, num_train: int, num_validation: int) -> TaskSplit:
+    """One draw of task rows split in order train, validation, held-out (the rest),
+    so that a held-out task can never be a training task."""
+    a, b = num_train, num_train + num_validation
+    return TaskSplit(train=rows[:a], validation=rows[a:b], test=rows[b:])
