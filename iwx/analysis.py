@@ -87,3 +87,40 @@ def plot_adaptation(results: Mapping[str, np.ndarray], path, *, oracle: np.ndarr
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_training(history, path, *, title: str = "") -> bool:
+    """Training return (and success rate, where logged) against learner updates.
+
+    ``history``: (name, value, step) triples as kept by ``MemoryLogger``. Returns
+    False (and writes nothing) when no training return was logged.
+    """
+    series: dict[str, list[tuple[int, float]]] = {}
+    for name, value, step in history:
+        if name in ("train/return", "train/success"):
+            series.setdefault(name, []).append((step, value))
+    if "train/return" not in series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    steps, values = zip(*series["train/return"])
+    ax.plot(steps, values, label="training return (mean over the log window)")
+    ax.set_xlabel("learner updates")
+    ax.set_ylabel("episode return on training tasks")
+    if "train/success" in series:
+        twin = ax.twinx()
+        s_steps, s_values = zip(*series["train/success"])
+        twin.plot(s_steps, s_values, color="tab:orange", alpha=0.6, label="success rate")
+        twin.set_ylabel("success rate")
+        twin.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -105,15 +105,22 @@ def main(argv=None) -> int:
                                                            "returns": baseline[1].tolist()},
                 "test_goals": np.asarray(result["test_goals"]).tolist(),
                 "exploration_episodes": explore, "summary": headline}, indent=1))
-            analysis.plot_adaptation(returns, out / "adaptation.png", oracle=oracle,
-                                     baseline=baseline,
-                                     exploration_episodes=explore,
-                                     title=", ".join(cfg.files))
+            if returns:
+                analysis.plot_adaptation(returns, out / "adaptation.png", oracle=oracle,
+                                         baseline=baseline,
+                                         exploration_episodes=explore,
+                                         title=", ".join(cfg.files))
+            analysis.plot_training(logger.history, out / "training.png",
+                                   title=", ".join(cfg.files))
             for f in sorted(out.iterdir()):
                 _run.add_artifact(str(f), f.name)
-        table = analysis.adaptation_table(returns, oracle)
-        print("\nMean held-out return per adaptation episode (± 95% CI across tasks):")
-        print(table)
+        if returns:
+            print("\nMean held-out return per adaptation episode (± 95% CI across tasks):")
+            print(analysis.adaptation_table(returns, oracle))
+        else:
+            last = [v for n, v, _ in logger.history if n == "train/return"][-1:]
+            print("\nmulti-task training only (no adaptation variants)"
+                  + (f": last training return {last[0]:.2f}" if last else ""))
         if oracle is not None:
             print(f"\ngoal-knowing oracle: {np.mean(oracle):.2f} per episode")
         if baseline is not None:

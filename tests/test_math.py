@@ -10,6 +10,7 @@ import copy
 import functools
 import math
 
+from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
@@ -241,7 +242,8 @@ def test_iwpa_shared_q_moves_w_and_psi_only_when_finetuning(finetune):
     critic never do."""
     prior, critic = _pretrained()
     prior0, critic0 = params(prior), params(critic)
-    agent = IWPA(prior, critic, SPEC, 2, num_problems=4, device=torch.device("cpu"),
+    agent = IWPA(SimpleNamespace(prior=prior, critic=critic), SPEC, 2, num_problems=4,
+                 device=torch.device("cpu"),
                  critic_fn=functools.partial(shared_features_critic,
                                              finetune_features=finetune))
     # ψ starts as a copy of the pretrained features, w̃ has one row per problem
@@ -266,7 +268,8 @@ def test_iwpa_shared_q_moves_w_and_psi_only_when_finetuning(finetune):
 def test_iwpa_fresh_critic_masked_problems_get_zero_gradient():
     """IW variant: with mask = 0 for problems 1..3 their ensemble slices get exactly zero grad."""
     prior, critic = _pretrained()
-    agent = IWPA(prior, critic, SPEC, 2, num_problems=4, device=torch.device("cpu"),
+    agent = IWPA(SimpleNamespace(prior=prior, critic=critic), SPEC, 2, num_problems=4,
+                 device=torch.device("cpu"),
                  critic_fn=fresh_critic)
     rewards = np.zeros((P, C, 1), np.float32)
     rewards[0] = 1.0
@@ -291,7 +294,8 @@ def test_iwpa_fresh_critic_problems_are_independent():
     """Changing problem 2's data changes only member 2's gradient."""
     prior, critic = _pretrained()
     torch.manual_seed(3)
-    agent_a = IWPA(prior, critic, SPEC, 2, num_problems=4, device=torch.device("cpu"),
+    agent_a = IWPA(SimpleNamespace(prior=prior, critic=critic), SPEC, 2, num_problems=4,
+                 device=torch.device("cpu"),
                    critic_fn=fresh_critic)
     agent_b = copy.deepcopy(agent_a)
     batch_a = _adaptation_batch(0)

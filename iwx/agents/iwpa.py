@@ -48,15 +48,21 @@ def fresh_critic(pretrained_critic, obs_spec, action_dim: int, num_problems: int
 
 @gin.configurable
 class IWPA:
-    def __init__(self, prior, pretrained_critic, obs_spec, action_dim: int, num_problems: int, *,
+    def __init__(self, pretrained, obs_spec, action_dim: int, num_problems: int, *,
                  device: torch.device, critic_fn=shared_features_critic, alpha: float = 0.1,
                  num_samples: int = 16, gamma: float = 0.99, learning_rate: float = 3e-2,
                  target_period: int = 10, soft_value=soft_value_logmeanexp):
+        """``pretrained``: the multi-task agent whose ``prior`` (π0) and ``critic`` are reloaded."""
         if alpha <= 0:
             raise ValueError(f"IWPA.alpha must be > 0, got {alpha}")
+        if getattr(pretrained, "prior", None) is None:
+            raise ValueError(f"IWPA acts through a behaviour prior π0, and the pretrained agent "
+                             f"{type(pretrained).__name__} has none: pretrain with IWPL or "
+                             f"DISTRAL (an agent with a prior)")
         self.device = device
-        self.prior = copy.deepcopy(prior).to(device).requires_grad_(False)  # π0 stays frozen
-        self.critic = critic_fn(pretrained_critic, obs_spec, action_dim, num_problems).to(device)
+        self.prior = copy.deepcopy(pretrained.prior).to(device).requires_grad_(False)  # frozen π0
+        self.critic = critic_fn(pretrained.critic, obs_spec, action_dim,
+                                num_problems).to(device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=learning_rate)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
+import re
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +52,54 @@ def _where(exc: BaseException, source: str, text: str = "") -> str:
     return message if source in message or "In bindings" in message else f"{message}\n  In {source}"
 
 
+_INCLUDE = re.compile(r"^include\s+['\"]([^'\"]+)['\"]", re.M)
+
+
+def resolve_include(name: str, including: Path) -> Path:
+    """An ``include`` names a file relative to the working directory, the including
+    file's folder, or the folder above it — the order in which gin looks (``parse``
+    adds those folders to gin's search path)."""
+    for base in (Path.cwd(), including.parent, including.parent.parent):
+        if (base / name).is_file():
+            return base / name
+    raise ConfigError(f"{including}: include {name!r} not found next to it, one folder "
+                      f"above it, or in {Path.cwd()}")
+
+
+def expanded_text(path: str | Path) -> str:
+    """A gin file's text with every file it includes before it (what a run records)."""
+    return "\n".join(_texts_with_includes(Path(path)))
+
+
+def _texts_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
+    """The file's text preceded by every file it includes (recursively), each with a
+    header line: the record of a run holds every binding that shaped it."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: include cycle through {[str(s) for s in seen]}")
+    text = path.read_text()
+    out = []
+    for name in _INCLUDE.findall(text):
+        out += _texts_with_includes(resolve_include(name, path), (*seen, path.resolve()))
+    return out + [f"# --- {path}\n{text}"]
+
+
+class _QuietSearch(logging.Filter):
+    """Gin logs an error for every search-path prefix an include is *not* under."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Path not found:")
+
+
+@contextlib.contextmanager
+def _quiet_include_search():
+    quiet = _QuietSearch()
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
 def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
     """Parse gin files then bindings into gin's global config (cleared first)."""
     import iwx.configurables  # noqa: F401  (registers every configurable)
@@ -59,10 +110,19 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"gin file not found: {name}")
+        tree = _texts_with_includes(path)
+        texts += tree
         text = path.read_text()
-        texts.append(f"# --- {name}\n{text}")
+        # gin looks for an include under each search path: the folder of every file of
+        # the tree and the one above it (so 'tasks/x.gin' resolves from gin/*.gin).
+        for header in tree:
+            member = Path(header.split("\n", 1)[0].removeprefix("# --- "))
+            for folder in (member.parent, member.parent.parent):
+                if str(folder) not in gin.config._LOCATION_PREFIXES:
+                    gin.add_config_file_search_path(str(folder))
         try:
-            gin.parse_config_file(str(path), skip_unknown=False)
+            with _quiet_include_search():
+                gin.parse_config_file(str(path), skip_unknown=False)
         except Exception as exc:  # gin raises ValueError, SyntaxError, TokenError, ...
             raise ConfigError(f"{path}: {_where(exc, f'file {str(path)!r}', text)}") from exc
     for i, binding in enumerate(params, 1):

@@ -6,6 +6,11 @@ seeds problems play their episodes side by side. For each problem: the first
 softmax(Q/α) over K prior samples; after every ``unroll_length`` steps one
 TD(0) update, after every episode ``updates_per_episode`` updates, each on
 ``batch_size`` transitions from that problem's own (local) replay.
+
+Variants that adapt without gradient steps (``agent.learns = False``: RL²,
+PEARL*) play the same episodes and are never updated; agents with memory are
+told once that their rows hold new tasks (``begin_tasks``) and then carry it
+across all the episodes (docs/AGENTS.md).
 """
 
 from __future__ import annotations
@@ -86,7 +91,10 @@ class Adaptation:
         env = make_env(np.repeat(goals, self.seeds, axis=0), None)   # row = task * seeds + seed
         agent = make_agent(num_problems=problems)
         replay = TaskReplay(problems, obs_spec, action_dim, env.episode_length,
-                            capacity=self.episodes)
+                            capacity=self.episodes,
+                            extra_spec=getattr(agent, "replay_extras", None))
+        learns = getattr(agent, "learns", True)
+        context_length = getattr(agent, "context_length", 0)
         rows = np.arange(problems)
         returns = np.zeros((problems, self.episodes))
         start = 0
@@ -96,10 +104,17 @@ class Adaptation:
             returns[...] = state["returns"]
             start = state["episode"]
             set_rng_state(state["rng"], rng)  # after building the agent, whose init draws
+        elif hasattr(agent, "begin_tasks"):
+            agent.begin_tasks(problems)
 
         def learn(n):
+            if not learns:
+                return
             for _ in range(n):
-                agent.update(replay.sample(rng, rows, self.batch_size, 1))
+                batch = replay.sample(rng, rows, self.batch_size, 1)
+                if context_length:
+                    batch["context"] = replay.sample(rng, rows, 1, context_length)
+                agent.update(batch)
 
         frames: list | None = None
 
@@ -120,7 +135,8 @@ class Adaptation:
                 frames = start_video(env)
             ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
                                   replay=replay, rows=rows, after_step=after_step,
-                                  seed=[env_seed, 2, episode])
+                                  seed=[env_seed, 2, episode],
+                                  observe=getattr(agent, "observe", None))
             if frames:
                 write_video(frames, video_path, self.video_fps)
                 frames = None

@@ -14,14 +14,18 @@ def to_env_units(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.n
 
 def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
                  rows: np.ndarray | None = None,
-                 after_step: Callable[[int], None] | None = None, seed=None):
+                 after_step: Callable[[int], None] | None = None, seed=None,
+                 observe: Callable | None = None):
     """One episode in every row of ``env``; steps are appended to ``replay[rows]``.
 
-    ``policy(obs) -> actions [B, A] in [-1, 1]``. Rows that terminate early
-    stop recording (the environment may keep stepping them). ``after_step(t)``
-    runs after step t (1-based) with the replay already holding it — where
-    IWPA does its per-unroll update.
-    ``seed`` (int or ints) fixes every row's start state.
+    ``policy(obs)`` returns actions [B, A] (clipped to [-1, 1] on the way to the
+    environment; stored as returned), or ``(actions, extras)`` with per-step
+    arrays [B, ...] that the replay stores next to them (docs/AGENTS.md).
+    Rows that terminate early stop recording (the environment may keep stepping
+    them). ``observe(obs, actions, rewards, next_obs, done, alive)`` runs after
+    every step (agents with memory). ``after_step(t)`` runs after step t
+    (1-based) with the replay already holding it — where adaptation does its
+    per-unroll update. ``seed`` (int or ints) fixes every row's start state.
     Returns (returns [B], successes [B]: a positive reward was seen).
     """
     obs = env.reset(seed=seed)
@@ -32,12 +36,19 @@ def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
     success = np.zeros(env.num_envs, dtype=bool)
     for t in range(env.episode_length):
         actions = policy(obs)
+        extras = None
+        if isinstance(actions, tuple):
+            actions, extras = actions
         next_obs, reward, terminated, truncated = env.step(
             to_env_units(actions, env.action_low, env.action_high))
         if replay is not None and alive.any():
             replay.append(rows[alive], actions[alive], reward[alive],
                           (~terminated[alive]).astype(np.float32),
-                          {k: v[alive] for k, v in next_obs.items()})
+                          {k: v[alive] for k, v in next_obs.items()},
+                          None if extras is None else {k: v[alive] for k, v in extras.items()})
+        if observe is not None:
+            last = t == env.episode_length - 1
+            observe(obs, actions, reward, next_obs, terminated | truncated | last, alive.copy())
         returns += np.where(alive, reward, 0.0)
         success |= alive & (reward > 0)
         alive &= ~(terminated | truncated)

@@ -34,6 +34,18 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def model_record(learner, obs_spec, action_dim: int, num_tasks: int) -> dict:
+    """What ``model.pt`` holds: the whole agent, plus its π0 and critic on their own
+    and what they see (so a reader can check information asymmetry)."""
+    prior, critic = getattr(learner, "prior", None), getattr(learner, "critic", None)
+    return {"agent_class": type(learner).__name__, "agent": learner.state_dict(),
+            "prior": None if prior is None else prior.state_dict(),
+            "critic": None if critic is None else critic.state_dict(),
+            "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_tasks,
+            "prior_inputs": None if prior is None else list(prior.inputs),
+            "critic_task_key": getattr(critic, "task_key", None)}
+
+
 @gin.configurable
 def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
                        tasks=gin.REQUIRED, env=gin.REQUIRED, variants=gin.REQUIRED,
@@ -47,7 +59,11 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
     returns of reference policies: an upper one (e.g. knowing the goal) and a
     lower one named ``baseline_name`` (e.g. standing still).
     ``pretrained``: path of a ``model.pt`` written by an earlier run; training
-    is then skipped and its π0 and critic are loaded instead.
+    is then skipped and its agent (π0, critic, ...) is loaded instead.
+    ``agent=None``: no pretraining at all (From Scratch); the variants then get
+    ``pretrained=None``. ``variants={}``: multi-task training only (figure 1).
+    Each variant is a factory ``(pretrained, obs_spec, action_dim, num_problems,
+    device=)`` (docs/AGENTS.md).
     """
     torch.set_num_threads(num_threads)
     training = training or MultiTaskTraining()
@@ -62,19 +78,24 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
     probe = env(split.train[:1], np.zeros(1, np.int64))
     obs_spec, action_dim, horizon = probe.observation_spec(), probe.action_dim, probe.episode_length
     held_out_spec = env(split.test[:1], None).observation_spec()
-    learner = agent(obs_spec, action_dim, num_train, device=dev)
-    store = replay(num_train, obs_spec, action_dim, horizon)
+    learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
+    store = None if learner is None else replay(
+        num_train, obs_spec, action_dim, horizon,
+        extra_spec=getattr(learner, "replay_extras", None))
+    if learner is None and pretrained is not None:
+        raise ValueError("pretrain_and_adapt.pretrained is set but agent is None: "
+                         "there is no agent to load it into")
 
     # Build every adaptation variant once, tiny, so a bad binding fails before any compute.
     for make_agent in variants.values():
-        make_agent(learner.prior, learner.critic, held_out_spec, action_dim, num_problems=1,
-                   device=dev)
+        make_agent(learner, held_out_spec, action_dim, num_problems=1, device=dev)
 
     saved = checkpointer.load()
     results: dict[str, np.ndarray] = {}
     phase, phase_state = "train", None
     if saved is not None:
-        learner.load_state_dict(saved["agent"])
+        if learner is not None:
+            learner.load_state_dict(saved["agent"])
         if saved["replay"] is not None:
             store.load_state_dict(saved["replay"])
         results = saved["results"]
@@ -84,34 +105,34 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
 
     def save(phase_name, state, label, with_replay):
         checkpointer.save({"phase": phase_name, "phase_state": state,
-                           "agent": learner.state_dict(),
+                           "agent": None if learner is None else learner.state_dict(),
                            "replay": store.state_dict() if with_replay else None,
                            "results": results, "rng": rng_state(rng),
                            "logger": logger.state_dict()}, label)
 
-    if phase == "train":
+    if phase == "train" and learner is not None:
         if pretrained is not None:
             model = torch.load(pretrained, map_location=dev, weights_only=False)
-            learner.prior.load_state_dict(model["prior"])
-            learner.critic.load_state_dict(model["critic"])
+            if "agent" in model:
+                learner.load_state_dict(model["agent"])
+            else:   # written before model.pt held the whole agent
+                learner.prior.load_state_dict(model["prior"])
+                learner.critic.load_state_dict(model["critic"])
         else:
             training.run(learner, env, split.train, store, rng, logger,
                          lambda s: save("train", s, f"train:{learner.updates}", True),
                          phase_state, env_seed=seed)
         phase_state = None
         save("adapt", None, "pretrained", False)
-    # Written by every run, resumed ones included, for a later run to adapt from.
-    torch.save({"prior": learner.prior.state_dict(), "critic": learner.critic.state_dict(),
-                "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_train,
-                "prior_inputs": list(learner.prior.inputs),
-                "critic_task_key": getattr(learner.critic, "task_key", None)},
-               Path(outputs) / "model.pt")
+    if learner is not None:
+        # Written by every run, resumed ones included, for a later run to adapt from.
+        torch.save(model_record(learner, obs_spec, action_dim, num_train),
+                   Path(outputs) / "model.pt")
 
     for name, make_agent in variants.items():
         if name in results:
             continue
-        factory = functools.partial(make_agent, learner.prior, learner.critic, held_out_spec,
-                                    action_dim, device=dev)
+        factory = functools.partial(make_agent, learner, held_out_spec, action_dim, device=dev)
         state, phase_state = phase_state, None
         results[name] = adaptation.run(
             name, factory, env, split.test, held_out_spec, action_dim, rng, logger,

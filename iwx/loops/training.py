@@ -4,6 +4,11 @@ One iteration plays one whole episode in each of ``envs_per_iteration``
 distinct training tasks drawn uniformly, then runs ``updates_per_iteration``
 learner steps on batches of ``batch_size`` chunks. Chunks come from tasks
 drawn uniformly with replacement (``chunks_per_task`` chunks per drawn task).
+
+Agents with memory (RL², PEARL*) see ``episodes_per_task`` consecutive
+iterations on the same drawn tasks — a trial — and are told when the tasks
+change (``agent.begin_tasks``). Agents with a ``context_length`` get a context
+window from each batch task's replay (docs/AGENTS.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ class MultiTaskTraining:
     def __init__(self, *, updates: int = 25000, envs_per_iteration: int = 8,
                  updates_per_iteration: int = 8, batch_size: int = 32,
                  chunks_per_task: int = 1, chunk_length: int = 10, log_period: int = 250,
-                 checkpoint_period: int = 2500, progress: bool = True):
+                 checkpoint_period: int = 2500, episodes_per_task: int = 1,
+                 progress: bool = True):
         if batch_size % chunks_per_task:
             raise ValueError(f"MultiTaskTraining.batch_size={batch_size} must be a multiple "
                              f"of chunks_per_task={chunks_per_task}")
@@ -30,6 +36,10 @@ class MultiTaskTraining:
         self.updates_per_iteration, self.batch_size = updates_per_iteration, batch_size
         self.chunks_per_task, self.chunk_length = chunks_per_task, chunk_length
         self.log_period, self.checkpoint_period = log_period, checkpoint_period
+        if episodes_per_task < 1:
+            raise ValueError(f"MultiTaskTraining.episodes_per_task={episodes_per_task} must be "
+                             f">= 1")
+        self.episodes_per_task = episodes_per_task
         self.progress = progress
 
     def run(self, agent, make_env, goals: np.ndarray, replay, rng: np.random.Generator,
@@ -47,14 +57,24 @@ class MultiTaskTraining:
         bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
                    disable=not self.progress, dynamic_ncols=True)
         env = None
+        begin_tasks = getattr(agent, "begin_tasks", None)
+        context_length = getattr(agent, "context_length", 0)
+        iteration = counters["episodes"] // k
+        rows = state.get("rows")   # the current trial's tasks (a resumed run continues it)
         while agent.updates < self.updates:
-            rows = rng.choice(num_tasks, size=k, replace=False)
+            new_tasks = rows is None or iteration % self.episodes_per_task == 0
+            if new_tasks:
+                rows = rng.choice(num_tasks, size=k, replace=False)
             if env is None:   # built once: physics-based envs are re-pointed, not rebuilt
                 env = make_env(goals[rows], rows)
-            else:
+            elif new_tasks:
                 env.set_tasks(goals[rows], rows)
+            if new_tasks and begin_tasks is not None:
+                begin_tasks(k)
             returns, success = play_episode(env, agent.act, replay=replay, rows=rows,
-                                            seed=[env_seed, 1, counters["episodes"]])
+                                            seed=[env_seed, 1, counters["episodes"]],
+                                            observe=getattr(agent, "observe", None))
+            iteration += 1
             counters["env_steps"] += env.episode_length * k
             counters["episodes"] += k
             window["return"].extend(returns)
@@ -65,8 +85,10 @@ class MultiTaskTraining:
             filled = np.flatnonzero(replay.steps_per_task()[:num_tasks] > 0)
             for _ in range(min(self.updates_per_iteration, self.updates - agent.updates)):
                 tasks = rng.choice(filled, size=self.batch_size // self.chunks_per_task)
-                metrics = agent.update(replay.sample(rng, tasks, self.chunks_per_task,
-                                                     self.chunk_length))
+                batch = replay.sample(rng, tasks, self.chunks_per_task, self.chunk_length)
+                if context_length:
+                    batch["context"] = replay.sample(rng, tasks, 1, context_length)
+                metrics = agent.update(batch)
                 for name, value in metrics.items():
                     window[name].append(value)
                 bar.update(1)
@@ -76,9 +98,9 @@ class MultiTaskTraining:
                     window.clear()
             if agent.updates % self.checkpoint_period < self.updates_per_iteration \
                     or agent.updates >= self.updates:
-                save_checkpoint({"counters": counters, "window": dict(window)})
+                save_checkpoint({"counters": counters, "window": dict(window), "rows": rows})
         bar.close()
-        return {"counters": counters, "window": dict(window)}
+        return {"counters": counters, "window": dict(window), "rows": rows}
 
     @staticmethod
     def _log(logger, window, counters, step):

@@ -14,6 +14,8 @@ Batch layout (nb tasks, c chunks per task, L = chunk_length):
     discounts  [nb, c, L]          0 after a termination, 1 otherwise (truncation bootstraps)
     mask       [nb, c, L]          1 where the step exists
     task       [nb]                the task row of each chunk group
+    extras[n]  [nb, c, L, *shape]  per-step values the agent returned when it acted
+                                   (``extra_spec = {n: shape}``, e.g. log μ(a|s) for Retrace)
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 @gin.configurable
 class TaskReplay:
     def __init__(self, num_tasks: int, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int,
-                 max_episode_length: int, *, capacity: int = 1000):
+                 max_episode_length: int, *, capacity: int = 1000,
+                 extra_spec: Mapping[str, tuple[int, ...]] | None = None):
         self.num_tasks, self.capacity, self.max_len = num_tasks, capacity, max_episode_length
         shape = (num_tasks, capacity)
         t = max_episode_length
@@ -36,6 +39,8 @@ class TaskReplay:
         self.actions = np.zeros((*shape, t, action_dim), np.float32)
         self.rewards = np.zeros((*shape, t), np.float32)
         self.discounts = np.zeros((*shape, t), np.float32)
+        self.extras = {k: np.zeros((*shape, t, *s), np.float32)
+                       for k, s in (extra_spec or {}).items()}
         self.lengths = np.zeros(shape, np.int64)
         self.cursor = np.zeros(num_tasks, np.int64)  # slot being written, per task
 
@@ -50,8 +55,13 @@ class TaskReplay:
             self.obs[k][tasks, slot, 0] = v
 
     def append(self, tasks: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-               discounts: np.ndarray, next_obs: Mapping[str, np.ndarray]) -> None:
+               discounts: np.ndarray, next_obs: Mapping[str, np.ndarray],
+               extras: Mapping[str, np.ndarray] | None = None) -> None:
         """One step for each task in ``tasks`` (all its arrays row-aligned with it)."""
+        extras = extras or {}
+        if set(extras) != set(self.extras):
+            raise ValueError(f"replay extras: the agent returned {sorted(extras)}, the replay "
+                             f"was built for {sorted(self.extras)} (agent.replay_extras)")
         tasks = np.asarray(tasks)
         slot = self.cursor[tasks]
         t = self.lengths[tasks, slot]
@@ -62,6 +72,8 @@ class TaskReplay:
         self.discounts[tasks, slot, t] = discounts
         for k, v in next_obs.items():
             self.obs[k][tasks, slot, t + 1] = v
+        for k, v in extras.items():
+            self.extras[k][tasks, slot, t] = v
         self.lengths[tasks, slot] = t + 1
 
     def end_episodes(self, tasks: np.ndarray) -> None:
@@ -97,16 +109,20 @@ class TaskReplay:
             "discounts": self.discounts[row, col, steps] * mask,
             "mask": mask.astype(np.float32),
             "task": tasks.copy(),
+            "extras": {k: v[row, col, steps] for k, v in self.extras.items()},
         }
         return batch
 
     # -- checkpointing ---------------------------------------------------------
     def state_dict(self) -> dict:
         return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards,
-                "discounts": self.discounts, "lengths": self.lengths, "cursor": self.cursor}
+                "discounts": self.discounts, "lengths": self.lengths, "cursor": self.cursor,
+                "extras": self.extras}
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state["obs"].items():
             self.obs[k][...] = v
         for name in ("actions", "rewards", "discounts", "lengths", "cursor"):
             getattr(self, name)[...] = state[name]
+        for k, v in state.get("extras", {}).items():
+            self.extras[k][...] = v
