@@ -71,3 +71,26 @@ def test_prior_starts_at_the_requested_width_and_rejects_an_impossible_one():
     assert float(std.min()) >= torch.exp(torch.tensor(-1.5)) - 1e-6
     with pytest.raises(ValueError, match="init_std"):
         GaussianPrior({"position": (2,)}, 2, log_std_min=-1.5, log_std_max=0.5, init_std=0.1)
+
+
+def test_every_critic_sees_the_action_clipped_to_the_box():
+    """Q beyond [-1, 1] is Q at the box's edge: what the environment executes
+    (parametric policies sample unclipped actions; iwx.nets.inputs.state_action)."""
+    from iwx.nets.context import ContextCritic
+    from iwx.nets.critics import AdaptedFeatureCritic, Features
+
+    obs = {"position": torch.randn(3, 5, 2)}
+    edge = torch.tensor([1.0, -1.0]).expand(3, 5, 2)
+    beyond = torch.tensor([7.0, -1.5]).expand(3, 5, 2)
+    inside = torch.tensor([0.5, -1.0]).expand(3, 5, 2)
+    critics = {
+        "ψᵀw": (FeatureCritic(SPEC, 2, num_tasks=3), torch.tensor([0, 1, 2])),
+        "ψᵀf(g)": (GoalFeatureCritic(SPEC, 2, num_tasks=3), torch.randn(3, 2)),
+        "per task": (PerTaskCritic(SPEC, 2, num_tasks=3), None),
+        "adapted ψᵀw̃": (AdaptedFeatureCritic(Features(SPEC, 2), 3), None),
+        "Q(s, a, z)": (ContextCritic(SPEC, 2, latent_dim=5), torch.randn(3, 5)),
+    }
+    for name, (critic, task) in critics.items():
+        q_edge, q_beyond = critic(obs, edge, task), critic(obs, beyond, task)
+        assert torch.equal(q_beyond, q_edge), name
+        assert not torch.allclose(critic(obs, inside, task), q_edge), name

@@ -25,13 +25,22 @@ def select(obs: Mapping[str, torch.Tensor], keys: Sequence[str]) -> torch.Tensor
 
 def state_action(obs: Mapping[str, torch.Tensor], keys: Sequence[str],
                  actions: torch.Tensor) -> torch.Tensor:
-    """[select(obs), a] along the last axis.
+    """[select(obs), clip(a, -1, 1)] along the last axis.
+
+    Critics see the action the environment executes: the acting loop clips every
+    action to the box [-1, 1] (``iwx.loops.episodes.to_env_units``), while the
+    parametric policies sample unclipped Gaussians. Without the clip a critic
+    extrapolates beyond the box, where the true Q is flat, and SVG(0) / MPO
+    follow that extrapolation: the policy mean ran off to |μ| ~ 10⁴ on point
+    navigation (docs/DECISIONS.md, "Parametric policies"). Inside the box the
+    clip is the identity (IWPL's prior samples are already clipped).
 
     ``actions`` is either [..., A] with the same leading shape as the
     observation parts, or [..., K, A] with one extra axis of K samples per
     state; the state is then repeated (as a view) for each sample.
     """
     s = select(obs, keys)
+    actions = actions.clamp(-1.0, 1.0)
     if actions.dim() == s.dim() + 1:
         s = s.unsqueeze(-2).expand(*actions.shape[:-1], s.shape[-1])
     return torch.cat([s, actions], dim=-1)

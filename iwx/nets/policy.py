@@ -7,10 +7,11 @@ on something else such as PEARL*'s latent, passed as ``extra``).
 
 Decisions (docs/DECISIONS.md, "Parametric policies"):
 - samples are *not* clipped: a = μ + σ ε exactly, so log π(a|s) is the exact
-  density the Retrace ratios and KL estimates need, and SVG(0)'s gradient
-  flows through every sample. The acting loop clips to [-1, 1] when it maps
-  actions to the environment (``iwx.loops.episodes.to_env_units``), so the
-  critic learns that actions beyond the box act like the box's edge.
+  density the Retrace ratios and KL estimates need. The acting loop clips to
+  [-1, 1] when it maps actions to the environment
+  (``iwx.loops.episodes.to_env_units``), and every critic sees the clipped
+  action (``iwx.nets.inputs.state_action``), so nothing rewards a mean that
+  leaves the box.
 - σ is squashed into [exp(log_std_min), exp(log_std_max)] as in
   :class:`iwx.nets.prior.GaussianPrior`, so the two have the same heads and a
   policy can start as a copy of π0.
