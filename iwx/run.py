@@ -35,17 +35,24 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def effective_params(gin_params, no_progress: bool = False, video: bool = False) -> list[str]:
+    """The bindings a run parses after its files: the user's, then the flags' (these
+    enter the run's configuration key, so ``iwx.compare`` computes keys with it too)."""
+    params = list(gin_params)
+    if no_progress:
+        params += ["MultiTaskTraining.progress = False", "Adaptation.progress = False"]
+    if video:
+        params += ["Adaptation.video = True"]
+    return params
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Before anything imports mujoco: render offscreen only when a video is asked for.
     os.environ.setdefault("MUJOCO_GL", "egl" if args.video else "disable")
     from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
 
-    params = list(args.gin_param)
-    if args.no_progress:
-        params += ["MultiTaskTraining.progress = False", "Adaptation.progress = False"]
-    if args.video:
-        params += ["Adaptation.video = True"]
+    params = effective_params(args.gin_param, args.no_progress, args.video)
     try:
         cfg = parse(args.gin, params)
     except ConfigError as exc:
