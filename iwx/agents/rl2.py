@@ -1,0 +1,395 @@
+"""RL² (Duan et al. 2016; Wang et al. 2016) learned with RS(0), as in the paper's §6 / appendix A.
+
+A recurrent actor and critic (iwx.nets.recurrent) see the observation parts
+%INPUTS and the previous action, reward and done flag, never a task id: the
+LSTM's memory is what tells the tasks apart. The memory is reset when the
+environment rows start new tasks (``begin_tasks``) and carried across the
+episodes played on the same tasks (an RL² *trial*: done only tells the next
+step that a new episode began). At adaptation RL² takes no gradient step: the
+frozen actor adapts through its memory alone (:class:`RL2Adaptation`).
+
+Learning is RS(0) on replayed chunks, with recurrent networks:
+- critic: Retrace (iwx.ops.retrace.retrace_targets) with target networks,
+  Q_ret from Q'(h'_t, a_t), V(s_{t+1}) = mean over ``num_samples`` actions
+  a' ~ π'(·|h'_{t+1}) of Q'(h'_{t+1}, a'), traces from
+  log π'(a_t|h'_t) − log μ(a_t) (μ: the behaviour density stored at acting);
+- actor: SVG(0) (iwx.ops.policy.svg0_policy_loss), −mean Q(h_t, a) over
+  ``num_samples`` reparameterised samples a ~ π(·|h_t), the gradient reaching
+  the actor's LSTM through time (the critic's h_t and parameters are held fixed).
+
+Recurrent state in the learner: *stored state*, as R2D2 (Kapturowski et al.
+2019) without burn-in. act() stores, for every step, the (h, c) of the actor
+and critic cores *before* the step's input is consumed and the previous
+action / reward / done that input held. The learner starts the online and
+target networks of each chunk from the stored state at the chunk's first step
+and unrolls them over its L (+1) steps. The stored state is *stale*: it was
+computed by the networks of acting time, not by the current (or target)
+parameters, and the chunk's first steps see that mismatch; within a chunk the
+state is recomputed exactly. The inputs of step t+1 are (a_t, r_t, done = 0):
+a chunk lies inside one episode, so no episode ends inside it; for steps < L
+the stored inputs are used, which equal these and also carry done = 1 at an
+episode's first step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import numpy as np
+import torch
+
+import gin
+from iwx.agents.iwpl import to_torch
+from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
+from iwx.ops.policy import masked_mean, svg0_policy_loss
+from iwx.ops.retrace import retrace_targets
+
+
+class RecurrentMemory:
+    """What an RL² agent carries from one environment step to the next, one row per env.
+
+    For each named core: its (h, c) [B, H]; shared: the previous action [B, A],
+    reward [B] and done flag [B] that the next step's input holds. act() runs
+    the cores one step (:meth:`step`) and keeps the new state *pending*;
+    :meth:`commit` (from ``observe``) makes it the memory for the rows that
+    were alive, so rows whose episode already ended do not move.
+    """
+
+    def __init__(self, cores: dict[str, RecurrentCore], action_dim: int, device: torch.device):
+        self.cores, self.action_dim, self.device = cores, action_dim, device
+        self.state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.prev: dict[str, torch.Tensor] | None = None
+        self.pending: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def rows(self) -> int | None:
+        return None if self.prev is None else self.prev["prev_reward"].shape[0]
+
+    def reset(self, rows: int) -> None:
+        """New tasks in every row: zero state, zero previous action / reward / done."""
+        if rows < 1:
+            raise ValueError(f"begin_tasks needs at least one row, got {rows}")
+        self.state = {name: core.initial_state(rows, self.device)
+                      for name, core in self.cores.items()}
+        self.prev = {"prev_action": torch.zeros(rows, self.action_dim, device=self.device),
+                     "prev_reward": torch.zeros(rows, device=self.device),
+                     "prev_done": torch.zeros(rows, device=self.device)}
+        self.pending = None
+
+    def check_rows(self, rows: int, who: str) -> None:
+        if self.prev is None:
+            raise ValueError(f"{who}.act: no memory yet; call begin_tasks({rows}) first")
+        if rows != self.rows:
+            raise ValueError(f"{who}.act got {rows} rows but begin_tasks set up {self.rows}")
+
+    def before(self) -> dict[str, torch.Tensor]:
+        """The step's stored-state extras: previous inputs and (h, c) of every core."""
+        out = dict(self.prev)
+        for name, (h, c) in self.state.items():
+            out[f"{name}_h"], out[f"{name}_c"] = h, c
+        return out
+
+    @torch.no_grad()
+    def step(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step of every core from the memory. obs [B, ...] -> {name: h_t [B, H]}."""
+        seq = {k: v.unsqueeze(1) for k, v in obs.items()}                    # [B, 1, ...]
+        prev = {k: v.unsqueeze(1) for k, v in self.prev.items()}
+        outs, self.pending = {}, {}
+        for name, core in self.cores.items():
+            out, new_state = core(seq, prev["prev_action"], prev["prev_reward"],
+                                  prev["prev_done"], self.state[name])
+            outs[name], self.pending[name] = out[:, 0], new_state
+        return outs
+
+    def commit(self, actions, rewards, done, alive) -> None:
+        """After an environment step: the rows that acted keep their new state and inputs."""
+        if self.pending is None:
+            raise ValueError("observe() without a preceding act(): nothing to commit")
+        alive = torch.as_tensor(np.asarray(alive, bool), device=self.device)
+        a = torch.as_tensor(np.asarray(actions), dtype=torch.float32, device=self.device)
+        r = torch.as_tensor(np.asarray(rewards), dtype=torch.float32, device=self.device)
+        d = torch.as_tensor(np.asarray(done), dtype=torch.float32, device=self.device)
+        for name, (h, c) in self.pending.items():
+            old_h, old_c = self.state[name]
+            self.state[name] = (torch.where(alive[:, None], h, old_h),
+                                torch.where(alive[:, None], c, old_c))
+        self.prev = {"prev_action": torch.where(alive[:, None], a, self.prev["prev_action"]),
+                     "prev_reward": torch.where(alive, r, self.prev["prev_reward"]),
+                     "prev_done": torch.where(alive, d, self.prev["prev_done"])}
+        self.pending = None
+
+    def state_dict(self) -> dict:
+        if self.prev is None:
+            return {"memory": None}
+        return {"memory": {k: v.cpu().clone() for k, v in self.before().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        memory = state["memory"]
+        self.pending = None
+        if memory is None:
+            self.state = self.prev = None
+            return
+        memory = {k: v.to(self.device) for k, v in memory.items()}
+        self.prev = {k: memory[k] for k in ("prev_action", "prev_reward", "prev_done")}
+        self.state = {name: (memory[f"{name}_h"], memory[f"{name}_c"]) for name in self.cores}
+
+
+def chunk_inputs(b: dict) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Recurrent inputs of the L+1 steps of each chunk, rows flattened (N = nb·c).
+
+    Steps t < L: the stored previous action / reward / done (exactly what the
+    actor saw). Step L: (a_{L-1}, r_{L-1}, done = 0) — the chunk lies in one
+    episode, and s_L is bootstrapped from as if the episode went on.
+    Returns obs[k] [N, L+1, ...], prev_action [N, L+1, A], prev_reward, prev_done [N, L+1].
+    """
+    ex, actions = b["extras"], b["actions"]
+    nb, c, length = b["mask"].shape
+    n = nb * c
+    obs = {k: v.reshape(n, length + 1, *v.shape[3:]) for k, v in b["obs"].items()}
+    prev_action = torch.cat([ex["prev_action"], actions[:, :, -1:]], 2)
+    prev_reward = torch.cat([ex["prev_reward"], b["rewards"][:, :, -1:]], 2)
+    prev_done = torch.cat([ex["prev_done"], torch.zeros_like(ex["prev_done"][:, :, :1])], 2)
+    return (obs, prev_action.reshape(n, length + 1, -1).float(),
+            prev_reward.reshape(n, length + 1).float(), prev_done.reshape(n, length + 1).float())
+
+
+def stored_state(b: dict, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, c) [N, H] of core ``name`` stored at each chunk's first step."""
+    h, c = b["extras"][f"{name}_h"][:, :, 0], b["extras"][f"{name}_c"][:, :, 0]
+    return h.reshape(-1, h.shape[-1]).float(), c.reshape(-1, c.shape[-1]).float()
+
+
+def unroll(core: RecurrentCore, inputs: tuple, state, steps: int) -> torch.Tensor:
+    """The core's outputs h over the first ``steps`` steps of every chunk. -> [N, steps, H]."""
+    obs, prev_action, prev_reward, prev_done = inputs
+    out, _ = core({k: v[:, :steps] for k, v in obs.items()}, prev_action[:, :steps],
+                  prev_reward[:, :steps], prev_done[:, :steps], state)
+    return out
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """Parameters excluded from autograd for a while (SVG(0) differentiates Q in a only)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@gin.configurable
+class RL2:
+    """RL²'s multi-task (meta-)training agent (docs/AGENTS.md), learned by RS(0).
+
+    Bindings: ``actor`` / ``critic`` the recurrent networks, ``num_samples`` the
+    K actions per state for V(s') and for the SVG(0) loss, ``retrace_lambda``
+    Retrace's λ, ``target_period`` the updates between target-network copies,
+    learning rates 5e-4 (appendix A.2), ``entropy_cost`` an optional entropy
+    bonus in the SVG(0) loss (the paper names none; 0 by default: on point_nav
+    0.01 held σ at its ceiling and trained worse than 0, see gin/methods/rl2.gin).
+    ``num_tasks`` is not used: RL² sees no task id.
+    """
+
+    context_length = 0
+    prior = None
+
+    def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
+                 actor=RecurrentGaussianPolicy, critic=RecurrentCritic, num_samples: int = 4,
+                 gamma: float = 0.99, retrace_lambda: float = 1.0, target_period: int = 100,
+                 critic_lr: float = 5e-4, policy_lr: float = 5e-4, entropy_cost: float = 0.0):
+        del num_tasks
+        if num_samples < 1:
+            raise ValueError(f"RL2.num_samples must be >= 1, got {num_samples}")
+        if not 0.0 <= retrace_lambda <= 1.0:
+            raise ValueError(f"RL2.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
+        if target_period < 1:
+            raise ValueError(f"RL2.target_period must be >= 1, got {target_period}")
+        if entropy_cost < 0:
+            raise ValueError(f"RL2.entropy_cost must be >= 0, got {entropy_cost}")
+        self.device, self.action_dim = device, action_dim
+        self.actor = actor(obs_spec, action_dim).to(device)
+        self.critic = critic(obs_spec, action_dim).to(device)
+        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
+        self.target_period, self.entropy_cost = target_period, entropy_cost
+        h_a, h_q = self.actor.core.hidden_size, self.critic.core.hidden_size
+        self.replay_extras = {"log_prob": (), "prev_action": (action_dim,), "prev_reward": (),
+                              "prev_done": (), "actor_h": (h_a,), "actor_c": (h_a,),
+                              "critic_h": (h_q,), "critic_c": (h_q,)}
+        self.memory = RecurrentMemory({"actor": self.actor.core, "critic": self.critic.core},
+                                      action_dim, device)
+        self.updates = 0
+
+    # -- acting ----------------------------------------------------------------
+    def begin_tasks(self, num_rows: int) -> None:
+        self.memory.reset(num_rows)
+
+    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
+        del obs, next_obs
+        self.memory.commit(actions, rewards, done, alive)
+
+    def act(self, obs: dict, explore: bool = False):
+        """Sample a ~ π(·|h_t) for every row (explore is ignored: RL² has no prior).
+
+        Returns actions [B, A] and the stored-state extras of the step.
+        """
+        del explore
+        obs = to_torch(obs, self.device)
+        self.memory.check_rows(next(iter(obs.values())).shape[0], "RL2")
+        with torch.no_grad():
+            extras = self.memory.before()
+            out = self.memory.step(obs)
+            dist = self.actor.distribution(out["actor"])
+            actions = dist.sample()
+            extras["log_prob"] = dist.log_prob(actions).sum(-1)
+        return actions.cpu().numpy(), {k: v.cpu().numpy() for k, v in extras.items()}
+
+    # -- learning --------------------------------------------------------------
+    def unroll(self, b: dict) -> dict[str, torch.Tensor]:
+        """Outputs h of all four networks over each chunk, from the stored state.
+
+        ``b``: a torch batch (docs/AGENTS.md layout). Online networks over the L
+        steps (with gradients), target networks over L+1 (without). -> [N, L(+1), H].
+        """
+        length = b["mask"].shape[-1]
+        inputs = chunk_inputs(b)
+        actor_state, critic_state = stored_state(b, "actor"), stored_state(b, "critic")
+        with torch.no_grad():
+            target_actor = unroll(self.target_actor.core, inputs, actor_state, length + 1)
+            target_critic = unroll(self.target_critic.core, inputs, critic_state, length + 1)
+        return {"actor": unroll(self.actor.core, inputs, actor_state, length),
+                "critic": unroll(self.critic.core, inputs, critic_state, length),
+                "target_actor": target_actor, "target_critic": target_critic}
+
+    def update(self, batch: dict) -> dict:
+        """One RS(0) learner step on chunks [nb, c, L(+1), ...] with their stored extras."""
+        b = to_torch(batch, self.device)
+        nb, c, length = b["mask"].shape
+        n, k = nb * c, self.num_samples
+        mask = b["mask"].reshape(n, length).float()
+        actions = b["actions"].reshape(n, length, -1).float()
+        rewards = b["rewards"].reshape(n, length).float()
+        discounts = b["discounts"].reshape(n, length).float()
+        behaviour_log_prob = b["extras"]["log_prob"].reshape(n, length).float()
+        h = self.unroll(b)
+
+        with torch.no_grad():
+            target_now = self.target_actor.distribution(h["target_actor"][:, :length])
+            log_ratio = target_now.log_prob(actions).sum(-1) - behaviour_log_prob   # [N, L]
+            q_taken = self.target_critic.q(h["target_critic"][:, :length], actions)  # [N, L]
+            target_next = self.target_actor.distribution(h["target_actor"][:, 1:])
+            next_actions = target_next.sample((k,)).movedim(0, -2)               # [N, L, K, A]
+            v_next = self.target_critic.q(h["target_critic"][:, 1:], next_actions).mean(-1)
+            target = retrace_targets(q_taken, v_next, rewards, discounts, log_ratio, mask,
+                                     self.gamma, self.retrace_lambda)          # [N, L]
+
+        q = self.critic.q(h["critic"], actions)                                 # [N, L]
+        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)
+
+        dist = self.actor.distribution(h["actor"])                              # [N, L, A]
+        samples = dist.rsample((k,)).movedim(0, -2)                             # [N, L, K, A]
+        with frozen(self.critic):
+            q_pi = self.critic.q(h["critic"].detach(), samples)                 # [N, L, K]
+        policy_loss = svg0_policy_loss(q_pi, mask=mask.unsqueeze(-1),
+                                       entropy=dist.entropy().sum(-1, keepdim=True),
+                                       entropy_cost=self.entropy_cost)
+
+        # Both gradients before either step: the SVG(0) graph holds the critic's weights.
+        # The losses share no parameters (critic frozen in q_pi, h detached).
+        self.critic_opt.zero_grad()
+        self.actor_opt.zero_grad()
+        critic_loss.backward()
+        policy_loss.backward()
+        self.critic_opt.step()
+        self.actor_opt.step()
+
+        self.updates += 1
+        if self.updates % self.target_period == 0:
+            self.target_actor.load_state_dict(self.actor.state_dict())
+            self.target_critic.load_state_dict(self.critic.state_dict())
+        return {"critic_loss": critic_loss.item(), "policy_loss": policy_loss.item(),
+                "q_mean": float(masked_mean(q.detach(), mask)),
+                "policy_std": float(masked_mean(dist.scale.detach().mean(-1), mask))}
+
+    # -- checkpointing -----------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "target_actor": self.target_actor.state_dict(),
+                "target_critic": self.target_critic.state_dict(),
+                "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(),
+                "memory": self.memory.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "critic", "target_actor", "target_critic", "actor_opt",
+                     "critic_opt", "memory"):
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = state["updates"]
+
+
+class RL2Adaptation:
+    """RL² on held-out tasks: the meta-trained actor, frozen, adapts through its memory.
+
+    One memory row per adaptation problem, reset by ``begin_tasks`` and carried
+    across all of a problem's episodes. ``learns = False``: the adaptation loop
+    takes no gradient step, and :meth:`update` raises if called. ``explore`` is
+    ignored: RL² has no prior, every episode acts from its actor.
+    """
+
+    learns = False
+    context_length = 0
+
+    def __init__(self, actor: RecurrentGaussianPolicy, obs_spec, action_dim: int,
+                 num_problems: int, *, device: torch.device):
+        missing = [k for k in actor.inputs if k not in obs_spec]
+        if missing:
+            raise ValueError(f"RL²'s actor reads {missing}, which the held-out tasks' "
+                             f"observation {sorted(obs_spec)} lacks")
+        self.device, self.updates = device, 0
+        self.replay_extras: dict[str, tuple[int, ...]] = {}
+        self.actor = copy.deepcopy(actor).to(device).requires_grad_(False)
+        self.memory = RecurrentMemory({"actor": self.actor.core}, action_dim, device)
+        self.memory.reset(num_problems)
+
+    def begin_tasks(self, num_rows: int) -> None:
+        self.memory.reset(num_rows)
+
+    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
+        del obs, next_obs
+        self.memory.commit(actions, rewards, done, alive)
+
+    def act(self, obs: dict, explore: bool = False) -> np.ndarray:
+        del explore
+        obs = to_torch(obs, self.device)
+        self.memory.check_rows(next(iter(obs.values())).shape[0], "RL2Adaptation")
+        with torch.no_grad():
+            out = self.memory.step(obs)
+            return self.actor.distribution(out["actor"]).sample().cpu().numpy()
+
+    def update(self, batch: dict) -> dict:
+        raise RuntimeError("RL2Adaptation.update was called, but RL² adapts through its "
+                           "memory without gradient steps (learns = False)")
+
+    def state_dict(self) -> dict:
+        return {"memory": self.memory.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.memory.load_state_dict(state["memory"])
+        self.updates = state["updates"]
+
+
+@gin.configurable
+def rl2_adaptation(pretrained, obs_spec, action_dim: int, num_problems: int, *,
+                   device: torch.device) -> RL2Adaptation:
+    """The 'RL²' adaptation variant: a frozen copy of the meta-trained actor, fresh memory."""
+    if not isinstance(pretrained, RL2):   # a bad binding: ValueError, as every other one
+        raise ValueError(  # noqa: TRY004
+            f"rl2_adaptation needs an RL2 pretrained agent (bind pretrain_and_adapt.agent = "
+            f"@RL2), got {type(pretrained).__name__}")
+    return RL2Adaptation(pretrained.actor, obs_spec, action_dim, num_problems, device=device)
