@@ -20,6 +20,10 @@ Measured side by side in one process, on the same device (cuda when available):
     Move Box, Reach, GTT): env steps/s of the bare task vector with random
     actions and of the same vector driven by ``IWPL.act``, B tasks side by side.
 
+(d) every method's multi-task learner update at the same batch size (IWPL,
+    RS(0), DISTRAL, MPO, MPO + DISTRAL, RL², PEARL*; ``--methods``), each on
+    batches from a replay it filled by acting (:mod:`iwx.bench_methods`).
+
 Every item is built and warmed up first, then timed for a fixed wall budget
 (``--seconds``) split into ``--rounds`` windows visited round-robin, so that a
 drift in background load hits every item alike; the rate is units done / wall
@@ -218,6 +222,9 @@ def parse_args(argv=None):
                    help="B, tasks per task vector in the per-environment rows (default 8)")
     p.add_argument("--task-k", type=int, default=16,
                    help="K of IWPL.act in the per-environment rows (default 16)")
+    p.add_argument("--methods", nargs="+", default=["all"],
+                   help="learner-update rows of the methods: all, none, or some of "
+                        "iwpl rs0 distral mpo mpo_distral rl2 pearl")
     p.add_argument("--batch-size", type=int, default=32, help="chunks per batch (default 32)")
     p.add_argument("--chunk-length", type=int, default=10, help="steps per chunk (default 10)")
     p.add_argument("--seconds", type=float, default=3.0,
@@ -241,6 +248,15 @@ def parse_args(argv=None):
     unknown = sorted(set(args.tasks) - set(physics))
     if unknown:
         p.error(f"--tasks: unknown {unknown}; choose from all, none, {', '.join(physics)}")
+    from iwx.bench_methods import METHODS
+
+    if args.methods == ["all"]:
+        args.methods = list(METHODS)
+    elif args.methods == ["none"]:
+        args.methods = []
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        p.error(f"--methods: unknown {unknown}; choose from all, none, {', '.join(METHODS)}")
     if args.task_envs < 1 or args.task_k < 1:
         p.error("--task-envs and --task-k must be >= 1")
     for name in ("ks", "act_ks", "envs"):
@@ -375,6 +391,11 @@ def run(args) -> dict:
     for task in args.tasks:
         add_task_rows(task, args, device, rng, items, steps)
 
+    # (d) every method's learner update at the same batch size ----------------------
+    from iwx.bench_methods import add_method_rows
+
+    add_method_rows(args.methods, args, device, rng, goals, items, steps)
+
     print(f"iwx.bench: {info['device']} ({info['device_name']}), torch {info['torch']}, "
           f"{info['threads']} thread(s); {len(items)} items x {args.seconds:g} s "
           f"in {args.rounds} round(s), after warm-up...", file=sys.stderr, flush=True)
@@ -476,7 +497,9 @@ def format_table(result: dict) -> str:
     lines += ["-" * width,
               "slowdown: reference rate / row rate. Learner rows: vs the SAC reference update "
               "(same batches,",
-              "  networks, device). Acting rows: vs the bare env with the same B. Env steps "
+              "  networks, device). Method rows: vs IWPL K=16 (same batch size, each on its "
+              "own replay).",
+              "  Acting rows: vs the bare env with the same B. Env steps "
               "are transitions",
               "  (B per vector step). Learner batches: chunks x chunk length transitions "
               "from a TaskReplay",
