@@ -6,9 +6,12 @@ The paper's figure 2 at this machine's scale: every gin file × every seed is an
 ordinary ``python -m iwx.run`` (recorded in Sacred, resumable), run as a
 subprocess, ``--jobs`` at a time. Then, for every adaptation variant of every
 file, the held-out returns of all seeds are pooled — each held-out task's value
-is its mean over (run seed × adaptation seed), as in appendix A.2 — and the
-mean ± 95% CI across tasks is printed per adaptation episode, written as a
-Markdown table, a JSON file and a figure under ``--out``.
+is its mean over (run seed × adaptation seed), as in appendix A.2, when the
+runs share their held-out split; when each run seed draws its own split (the
+default), each (run seed, task) counts as one unit — and the mean ± 95% CI
+across units is printed per adaptation episode, written as a Markdown table, a
+JSON file and a figure under ``--out``, with the oracle / lower baseline of the
+task where it has one.
 
 A run whose configuration (files, bindings, seed) already completed in
 ``--runs-dir`` is not run again: its record is reused (``--rerun`` forces new
@@ -123,34 +126,65 @@ def run_one(gin_file: str, seed: int, args, done: Path | None = None) -> dict:
             "run_dir": str(run_dir), "results": results}
 
 
-def pool(runs: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """{label: returns [tasks, run seeds × adaptation seeds, episodes]} over successful runs,
-    and each label's exploration episodes."""
+def pool(runs: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, int], str]:
+    """{label: returns [units, seeds, episodes]} over successful runs, each label's
+    exploration episodes, and what a unit is.
+
+    When every run seed held out the same tasks (a pinned split), a unit is a
+    held-out task and its seeds are run seeds × adaptation seeds (appendix A.2).
+    When the split is drawn from each run seed (the default), task i of two run
+    seeds are different tasks, so every (run seed, task) is its own unit.
+    """
     by_variant: dict[tuple[str, str], list[np.ndarray]] = {}
     explore: dict[tuple[str, str], int] = {}
+    goals: dict[int, list] = {}
     for run in runs:
         if not run["ok"]:
             continue
+        goals.setdefault(run["seed"], run["results"]["test_goals"])
         for name, r in run["results"]["returns"].items():
             by_variant.setdefault((run["file"], name), []).append(np.asarray(r))
             explore[(run["file"], name)] = run["results"]["exploration_episodes"]
+    shared_split = all(np.array_equal(g, next(iter(goals.values()))) for g in goals.values())
+    axis = 1 if shared_split else 0
+    unit = ("held-out task (the same split for every run seed); seeds per unit = run seeds "
+            "x adaptation seeds" if shared_split else
+            "(run seed, held-out task): each run seed draws its own split; seeds per unit = "
+            "adaptation seeds")
     names = [name for _, name in by_variant]
     pooled, exploration = {}, {}
     for (gin_file, name), arrays in by_variant.items():
         label = name if names.count(name) == 1 else f"{name} ({method_label(gin_file)})"
-        pooled[label] = np.concatenate(arrays, axis=1)
+        pooled[label] = np.concatenate(arrays, axis=axis)
         exploration[label] = explore[(gin_file, name)]
-    return pooled, exploration
+    return pooled, exploration, unit
+
+
+def references(runs: list[dict], shared_split: bool) -> list[tuple[str, np.ndarray]]:
+    """The runs' reference returns per unit (oracle, lower baseline), like :func:`pool`:
+    averaged over run seeds per task for a shared split, else one unit per (seed, task)."""
+    found: dict[str, dict[int, np.ndarray]] = {}
+    for run in runs:
+        if not run["ok"]:
+            continue
+        res = run["results"]
+        if res.get("oracle") is not None:
+            found.setdefault("goal-knowing oracle", {})[run["seed"]] = np.asarray(res["oracle"])
+        if res.get("baseline") is not None:
+            found.setdefault(res["baseline"]["name"], {})[run["seed"]] = \
+                np.asarray(res["baseline"]["returns"])
+    combine = (lambda xs: np.mean(xs, axis=0)) if shared_split else np.concatenate
+    return [(name, combine(list(per_seed.values()))) for name, per_seed in found.items()]
 
 
 def headline_table(pooled: dict[str, np.ndarray], exploration: dict[str, int],
                    last: int) -> str:
     """One row per method: its last-``last``-episodes and post-exploration means ± 95% CI."""
-    lines = [f"| method | seeds per task | last {last} episodes | after exploration |",
-             "|---|---|---|---|"]
+    lines = [f"| method | units | seeds per unit | last {last} episodes | after exploration |",
+             "|---|---|---|---|---|"]
     for label, r in pooled.items():
         s = analysis.summary(r, exploration[label], last=last)
-        lines.append(f"| {label} | {r.shape[1]} | {s['last3_mean']:.2f} ± {s['last3_ci95']:.2f} "
+        lines.append(f"| {label} | {r.shape[0]} | {r.shape[1]} | {s['last3_mean']:.2f} ± {s['last3_ci95']:.2f} "
                      f"| {s['post_exploration_mean']:.2f} ± {s['post_exploration_ci95']:.2f} |")
     return "\n".join(lines)
 
@@ -184,7 +218,7 @@ def main(argv=None) -> int:
     for r in failed:
         print(f"\n[iwx.compare] {r['file']} seed {r['seed']} failed:\n{r['error']}",
               file=sys.stderr)
-    pooled, exploration = pool(runs)
+    pooled, exploration, unit = pool(runs)
     if not pooled:
         print("iwx.compare: no adaptation results to compare", file=sys.stderr)
         return 1
@@ -197,17 +231,23 @@ def main(argv=None) -> int:
         return 2
     table = analysis.adaptation_table(pooled)
     head = headline_table(pooled, exploration, args.last)
-    text = ("Mean held-out return per adaptation episode (± 95% CI across held-out tasks; "
-            "each task's value is its mean over run seeds × adaptation seeds)\n\n"
-            + table + "\n\n" + head + "\n")
+    refs = references(runs, shared_split=unit.startswith("held-out task"))
+    lines = [f"{name}: {m:.2f} ± {h:.2f} per episode"
+             for name, (m, h) in ((n, analysis.mean_ci(r)) for n, r in refs)]
+    text = ("Mean held-out return per adaptation episode, ± 95% CI across units; a unit is "
+            f"a {unit}.\n\n" + table + "\n\n" + head + "\n"
+            + ("\n" + "\n".join(lines) + "\n" if lines else ""))
     (out / "table.md").write_text(text)
     (out / "compare.json").write_text(json.dumps({
         "files": args.gin, "seeds": args.seeds, "gin_params": args.gin_param,
         "runs": [{k: v for k, v in r.items() if k != "results"} for r in runs],
         "returns": {k: v.tolist() for k, v in pooled.items()},
-        "exploration_episodes": exploration}, indent=1))
+        "exploration_episodes": exploration, "unit": unit,
+        "references": {n: r.tolist() for n, r in refs}}, indent=1))
     explore = set(exploration.values())
-    analysis.plot_adaptation(pooled, out / "adaptation.png",
+    oracle = next((r for n, r in refs if n == "goal-knowing oracle"), None)
+    baseline = next(((n, r) for n, r in refs if n != "goal-knowing oracle"), None)
+    analysis.plot_adaptation(pooled, out / "adaptation.png", oracle=oracle, baseline=baseline,
                              exploration_episodes=explore.pop() if len(explore) == 1 else None,
                              title=f"{', '.join(Path(f).stem for f in args.gin)}; "
                                    f"seeds {args.seeds}")

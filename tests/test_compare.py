@@ -11,7 +11,8 @@ from iwx import analysis
 def test_compare_pools_seeds_and_tabulates_every_variant(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out"
     args = [str(ROOT / "gin/point_nav_iwpl.gin"), str(ROOT / "gin/point_nav_scratch.gin"),
-            "--seeds", "0", "1", "--jobs", "2", "--runs-dir", str(runs), "--out", str(out)]
+            "--seeds", "0", "1", "--jobs", "2", "--runs-dir", str(runs), "--out", str(out),
+            "--gin_param", "PointNavTasks.seed = 5"]      # one held-out split for both seeds
     for p in TINY:
         args += ["--gin_param", p]
     proc = run_cli("iwx.compare", args, timeout=600)
@@ -33,6 +34,10 @@ def test_compare_pools_seeds_and_tabulates_every_variant(tmp_path):
         mean, half = analysis.mean_ci(pooled.mean(axis=1))
         for e in range(3):
             assert f"{mean[e]:.2f} ± {half[e]:.2f}" in table, (name, e)
+    assert "held-out task (the same split for every run seed)" in table
+    oracle = [read_json(r / "results.json")["oracle"] for r in run_dirs(runs)]
+    m, h = analysis.mean_ci(np.mean(oracle, axis=0))       # per task, over the seeds' runs
+    assert f"goal-knowing oracle: {m:.2f} ± {h:.2f}" in table
     assert (out / "adaptation.png").stat().st_size > 0
     assert "From Scratch" in proc.stdout and "Shared Q + IW" in proc.stdout
 
@@ -57,3 +62,25 @@ def test_compare_reports_a_failed_run_and_exits_nonzero(tmp_path):
     assert "no_such_parameter" in proc.stderr
     # the good run still made it into the table
     assert "Shared Q + IW" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_pool_counts_each_seeds_own_split_as_separate_tasks():
+    """Default splits differ per run seed: task i of seed 0 and of seed 1 are different
+    tasks, so they are separate units; a shared split pools seeds per task."""
+    from iwx.compare import pool
+
+    def run(seed, goals, value):
+        returns = np.full((2, 1, 4), value, dtype=float)        # 2 tasks, 1 seed, 4 episodes
+        return {"ok": True, "file": "gin/point_nav_iwpl.gin", "seed": seed,
+                "results": {"returns": {"IW": returns.tolist()}, "test_goals": goals,
+                            "exploration_episodes": 1}}
+
+    own = [run(0, [[0, 1], [1, 0]], 1.0), run(1, [[2, 2], [3, 3]], 3.0)]
+    pooled, explore, unit = pool(own)
+    assert pooled["IW"].shape == (4, 1, 4) and explore == {"IW": 1}
+    assert unit.startswith("(run seed, held-out task)")
+    shared = [run(0, [[0, 1], [1, 0]], 1.0), run(1, [[0, 1], [1, 0]], 3.0)]
+    pooled, _, unit = pool(shared)
+    assert pooled["IW"].shape == (2, 2, 4) and unit.startswith("held-out task")
+    assert np.allclose(pooled["IW"].mean(axis=1), 2.0)
+    assert pool([{**own[0], "ok": False}])[0] == {}
