@@ -66,7 +66,8 @@ def plot_adaptation(results: Mapping[str, np.ndarray], path, *, oracle: np.ndarr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    many = len(results) > 4
+    fig, ax = plt.subplots(figsize=(9 if many else 6, 4), dpi=120)
     for name, r in results.items():
         mean, half = mean_ci(per_task(r))
         x = np.arange(1, len(mean) + 1)
@@ -78,11 +79,14 @@ def plot_adaptation(results: Mapping[str, np.ndarray], path, *, oracle: np.ndarr
         ax.axhline(float(np.mean(baseline[1])), color="k", ls=":", lw=1, label=baseline[0])
     if exploration_episodes:
         ax.axvspan(0.5, exploration_episodes + 0.5, color="grey", alpha=0.1,
-                   label="exploration (act from π0)")
+                   label="exploration (acting from π0 where\na variant has one)")
     ax.set_xlabel("adaptation episode")
     ax.set_ylabel("mean held-out return (95% CI over tasks)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    if many:   # keep the curves visible: the legend goes beside the axes
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

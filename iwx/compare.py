@@ -249,8 +249,8 @@ def main(argv=None) -> int:
     baseline = next(((n, r) for n, r in refs if n != "goal-knowing oracle"), None)
     analysis.plot_adaptation(pooled, out / "adaptation.png", oracle=oracle, baseline=baseline,
                              exploration_episodes=explore.pop() if len(explore) == 1 else None,
-                             title=f"{', '.join(Path(f).stem for f in args.gin)}; "
-                                   f"seeds {args.seeds}")
+                             title=f"{out.name}: {len(pooled)} methods, "
+                                   f"run seeds {args.seeds}")
     print("\n" + text)
     print(f"[iwx.compare] wrote {out}/table.md, compare.json, adaptation.png")
     return 1 if failed else 0
