@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from iwx.nets.gaussian_head import squashed_gaussian
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import EnsembleLinear, EnsembleTorso
 
@@ -121,5 +122,4 @@ class EnsembleGaussianPolicy(nn.Module):
         flat = x.reshape(self.members, -1, x.shape[-1])                 # [M, N, in]
         out = self.head(self.torso(flat)).reshape(*x.shape[:-1], 2 * self.action_dim)
         mean, raw = out.chunk(2, dim=-1)
-        log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * torch.sigmoid(raw)
-        return torch.distributions.Normal(mean, log_std.exp())
+        return squashed_gaussian(mean, raw, self.log_std_min, self.log_std_max)

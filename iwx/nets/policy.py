@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import gin
-import numpy as np
 import torch
 from torch import nn
 
+from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import Torso
 
@@ -66,13 +66,7 @@ class GaussianPolicy(nn.Module):
         self.head = nn.Linear(self.torso.out_dim, 2 * action_dim)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
         self.action_dim = action_dim
-        if init_std is not None:
-            if not np.exp(log_std_min) < init_std < np.exp(log_std_max):
-                raise ValueError(f"GaussianPolicy.init_std={init_std} must lie strictly inside "
-                                 f"[exp(log_std_min), exp(log_std_max)]")
-            frac = (np.log(init_std) - log_std_min) / (log_std_max - log_std_min)
-            with torch.no_grad():
-                self.head.bias[action_dim:] = float(np.log(frac / (1 - frac)))
+        init_std_bias(self.head, action_dim, init_std, log_std_min, log_std_max, "GaussianPolicy")
 
     def features(self, obs: Mapping[str, torch.Tensor],
                  extra: torch.Tensor | None = None) -> torch.Tensor:
@@ -89,5 +83,4 @@ class GaussianPolicy(nn.Module):
     def distribution(self, obs: Mapping[str, torch.Tensor],
                      extra: torch.Tensor | None = None) -> torch.distributions.Normal:
         mean, raw = self.head(self.torso(self.features(obs, extra))).chunk(2, dim=-1)
-        log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * torch.sigmoid(raw)
-        return torch.distributions.Normal(mean, log_std.exp())
+        return squashed_gaussian(mean, raw, self.log_std_min, self.log_std_max)

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 import gin
+from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import Torso
 
@@ -71,13 +71,6 @@ class RecurrentCore(nn.Module):
         return out, (h[0], c[0])
 
 
-def squashed_gaussian(mean: torch.Tensor, raw_std: torch.Tensor, log_std_min: float,
-                      log_std_max: float) -> torch.distributions.Normal:
-    """N(μ, σ²) with log σ = min + (max − min)·sigmoid(raw), as iwx.nets.policy.GaussianPolicy."""
-    log_std = log_std_min + (log_std_max - log_std_min) * torch.sigmoid(raw_std)
-    return torch.distributions.Normal(mean, log_std.exp())
-
-
 @gin.configurable
 class RecurrentGaussianPolicy(nn.Module):
     """RL²'s actor π(a_t | h_t): a RecurrentCore and a diagonal Gaussian head.
@@ -99,13 +92,8 @@ class RecurrentGaussianPolicy(nn.Module):
         self.head = nn.Linear(self.core.hidden_size, 2 * action_dim)
         self.action_dim = action_dim
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
-        if init_std is not None:
-            if not np.exp(log_std_min) < init_std < np.exp(log_std_max):
-                raise ValueError(f"RecurrentGaussianPolicy.init_std={init_std} must lie strictly "
-                                 f"inside [exp(log_std_min), exp(log_std_max)]")
-            frac = (np.log(init_std) - log_std_min) / (log_std_max - log_std_min)
-            with torch.no_grad():
-                self.head.bias[action_dim:] = float(np.log(frac / (1 - frac)))
+        init_std_bias(self.head, action_dim, init_std, log_std_min, log_std_max,
+                      "RecurrentGaussianPolicy")
 
     @property
     def inputs(self) -> tuple[str, ...]:
