@@ -183,8 +183,26 @@ class PosteriorSampling:
 
 
 # ----------------------------------------------------------------------------- training
+class ActsByPosteriorSampling:
+    """The acting side PEARL and PEARLAdaptation share: everything goes to ``self.acting``
+    (a :class:`PosteriorSampling`); ``explore`` is ignored (PEARL* has no prior)."""
+
+    acting: PosteriorSampling
+
+    def begin_tasks(self, num_rows: int) -> None:
+        self.acting.begin_tasks(num_rows)
+
+    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
+        self.acting.observe(obs, actions, rewards, next_obs, done, alive)
+
+    def act(self, obs: dict, explore: bool = False):
+        """(actions [B, A], {"log_prob": [B]})."""
+        del explore
+        return self.acting.act(obs)
+
+
 @gin.configurable
-class PEARL:
+class PEARL(ActsByPosteriorSampling):
     """Multi-task PEARL* learner (docs/AGENTS.md contract). See the module docstring."""
 
     prior = None  # PEARL* has no behaviour prior
@@ -218,18 +236,6 @@ class PEARL:
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.updates = 0
-
-    # -- acting ----------------------------------------------------------------
-    def begin_tasks(self, num_rows: int) -> None:
-        self.acting.begin_tasks(num_rows)
-
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        self.acting.observe(obs, actions, rewards, next_obs, done, alive)
-
-    def act(self, obs: dict, explore: bool = False):
-        """(actions [B, A], {"log_prob": [B]}); ``explore`` is ignored (no prior)."""
-        del explore
-        return self.acting.act(obs)
 
     # -- learning --------------------------------------------------------------
     def posterior(self, context: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,7 +328,7 @@ class PEARL:
 
 
 # ----------------------------------------------------------------------------- adaptation
-class PEARLAdaptation:
+class PEARLAdaptation(ActsByPosteriorSampling):
     """PEARL* on held-out problems: no gradient step, z inferred from the collected context.
 
     Frozen copies of the pretrained encoder and actor; one context per problem,
@@ -344,16 +350,6 @@ class PEARLAdaptation:
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.acting.begin_tasks(num_problems)
-
-    def begin_tasks(self, num_rows: int) -> None:
-        self.acting.begin_tasks(num_rows)
-
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        self.acting.observe(obs, actions, rewards, next_obs, done, alive)
-
-    def act(self, obs: dict, explore: bool = False):
-        del explore
-        return self.acting.act(obs)
 
     def update(self, batch: dict) -> dict:
         raise RuntimeError("PEARL* adapts without gradient steps (learns = False): "
