@@ -5,6 +5,7 @@ Shared by IWPL (training) and IWPA (adaptation).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from iwx.ops.importance import importance_weights, td_target
@@ -39,3 +40,29 @@ def prior_action(prior, obs):
 def soft_target(rewards, discounts, next_q, next_prior_log_prob, alpha, gamma, soft_value):
     """Q̂ = r + γ d V(s') with V from K scored samples at s' (eq. 10 / eq. 14)."""
     return td_target(rewards, discounts, soft_value(next_q, next_prior_log_prob, alpha), gamma)
+
+
+def reparameterised_samples(dist: torch.distributions.Normal, num_samples: int,
+                            noise: torch.Tensor | None = None):
+    """K samples a_k = μ + σ ε_k per state and their log-densities.
+
+    dist [..., A] -> actions [..., K, A], log π(a_k|s) [..., K]. ``noise`` (ε, [..., K, A])
+    may be given to fix the draw (tests). Gradients flow into μ and σ through a_k.
+    """
+    mean, std = dist.loc.unsqueeze(-2), dist.scale.unsqueeze(-2)       # [..., 1, A]
+    if noise is None:
+        noise = torch.randn((*mean.shape[:-2], num_samples, mean.shape[-1]), device=mean.device)
+    actions = mean + std * noise
+    log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
+    return actions, log_prob
+
+
+@torch.no_grad()
+def gaussian_action(net, obs) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One unclipped action per row from ``net.distribution(obs)`` and its log-density
+    (the behaviour density Retrace needs). obs [B, ...] -> [B, A], {"log_prob": [B]}."""
+    dist = net.distribution(obs)
+    actions = dist.sample()
+    log_prob = dist.log_prob(actions).sum(-1)
+    return (actions.cpu().numpy().astype(np.float32),
+            {"log_prob": log_prob.cpu().numpy().astype(np.float32)})

@@ -35,9 +35,9 @@ import copy
 from typing import ClassVar
 
 import gin
-import numpy as np
 import torch
 
+from iwx.agents.acting import gaussian_action, reparameterised_samples
 from iwx.agents.iwpl import task_rows, to_torch
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
@@ -55,21 +55,6 @@ def frozen(module: torch.nn.Module):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-
-
-def reparameterised_samples(dist: torch.distributions.Normal, num_samples: int,
-                            noise: torch.Tensor | None = None):
-    """K samples a_k = μ + σ ε_k per state and their log-densities.
-
-    dist [..., A] -> actions [..., K, A], log π(a_k|s) [..., K]. ``noise`` (ε, [..., K, A])
-    may be given to fix the draw (tests). Gradients flow into μ and σ through a_k.
-    """
-    mean, std = dist.loc.unsqueeze(-2), dist.scale.unsqueeze(-2)       # [..., 1, A]
-    if noise is None:
-        noise = torch.randn((*mean.shape[:-2], num_samples, mean.shape[-1]), device=mean.device)
-    actions = mean + std * noise
-    log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
-    return actions, log_prob
 
 
 def time_slice(dist: torch.distributions.Normal, sl: slice) -> torch.distributions.Normal:
@@ -121,19 +106,13 @@ class ActorCritic:
         self.updates = 0
 
     # -- acting ----------------------------------------------------------------
-    @torch.no_grad()
     def act(self, obs: dict, explore: bool = False):
         """a ~ π_i(·|s) (π0 when ``explore`` and there is a prior), unclipped, with log μ(a|s).
 
         obs [B, ...] -> actions [B, A], {"log_prob": [B]}.
         """
-        obs = to_torch(obs, self.device)
         net = self.prior if explore and self.prior is not None else self.policy
-        dist = net.distribution(obs)
-        actions = dist.sample()
-        log_prob = dist.log_prob(actions).sum(-1)
-        return (actions.cpu().numpy().astype(np.float32),
-                {"log_prob": log_prob.cpu().numpy().astype(np.float32)})
+        return gaussian_action(net, to_torch(obs, self.device))
 
     # -- learning --------------------------------------------------------------
     @torch.no_grad()

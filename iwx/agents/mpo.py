@@ -42,9 +42,9 @@ import copy
 import math
 
 import gin
-import numpy as np
 import torch
 
+from iwx.agents.acting import gaussian_action, reparameterised_samples
 from iwx.agents.iwpl import task_rows, to_torch
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
@@ -58,13 +58,6 @@ def samples_log_prob(mean: torch.Tensor, std: torch.Tensor, actions: torch.Tenso
     """log N(a_k; μ, diag σ²) of K actions per state. μ, σ [..., A], a [..., K, A] -> [..., K]."""
     return torch.distributions.Normal(mean.unsqueeze(-2), std.unsqueeze(-2)) \
         .log_prob(actions).sum(-1)
-
-
-def draw_samples(mean: torch.Tensor, std: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """K unclipped samples a_k = μ + σ ε_k per state. [..., A] -> [..., K, A]."""
-    noise = torch.randn((*mean.shape[:-1], num_samples, mean.shape[-1]), device=mean.device,
-                        dtype=mean.dtype)
-    return mean.unsqueeze(-2) + std.unsqueeze(-2) * noise
 
 
 def estep_kl(weights: torch.Tensor) -> torch.Tensor:
@@ -148,20 +141,14 @@ class MPO:
         return float(self.log_temperature.detach().exp())
 
     # -- acting ----------------------------------------------------------------
-    @torch.no_grad()
     def act(self, obs: dict, explore: bool = False):
         """One unclipped Gaussian action per row, and its log-density under the actor.
 
         obs [B, ...] -> actions [B, A], {"log_prob": [B]}. ``explore`` acts from π0
         when there is one (its density is then the behaviour density).
         """
-        obs = to_torch(obs, self.device)
         actor = self.prior if explore and self.prior is not None else self.policy
-        dist = actor.distribution(obs)
-        actions = dist.sample()
-        log_prob = dist.log_prob(actions).sum(-1)
-        return (actions.cpu().numpy().astype(np.float32),
-                {"log_prob": log_prob.cpu().numpy().astype(np.float32)})
+        return gaussian_action(actor, to_torch(obs, self.device))
 
     # -- the pieces of one update ------------------------------------------------
     @torch.no_grad()
@@ -173,10 +160,10 @@ class MPO:
         """
         dist = self.target_policy.distribution(obs)
         mean, std = dist.loc, dist.scale
-        actions = draw_samples(mean, std, self.num_samples)
+        actions, log_pi = reparameterised_samples(dist, self.num_samples)
         out = {"mean": mean, "std": std, "actions": actions,
                "q": self.target_critic(obs, actions, task),
-               "log_pi": samples_log_prob(mean, std, actions), "log_prior": None}
+               "log_pi": log_pi, "log_prior": None}
         if self.target_prior is not None:
             prior = self.target_prior.distribution(obs)
             out["log_prior"] = samples_log_prob(prior.loc, prior.scale, actions)

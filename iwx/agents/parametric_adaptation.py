@@ -31,7 +31,8 @@ import gin
 import numpy as np
 import torch
 
-from iwx.agents.actor_critic import frozen, reparameterised_samples
+from iwx.agents.acting import reparameterised_samples
+from iwx.agents.actor_critic import frozen
 from iwx.agents.iwpa import fresh_critic
 from iwx.agents.iwpl import masked_mean, to_torch
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
