@@ -29,6 +29,9 @@ def parse_args(argv=None):
                    help="Sacred file store (default: runs/)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG",
+                   help="label the run (repeatable): recorded in its meta, shown as an "
+                        "Omniboard tag, selectable in python -m iwx.report --tag")
     p.add_argument("--video", action="store_true",
                    help="render the last adaptation episode of held-out task 0 as a GIF "
                         "artifact (needs EGL or OSMesa; MUJOCO_GL defaults to egl then)")
@@ -46,8 +49,21 @@ def effective_params(gin_params, no_progress: bool = False, video: bool = False)
     return params
 
 
+def final_return(history, window: int = 10) -> float | None:
+    """Mean of the last ``window`` logged training returns (None without training)."""
+    values = [v for name, v, _ in history if name == "train/return"][-window:]
+    return float(sum(values) / len(values)) if values else None
+
+
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    record = execute(parse_args(argv))
+    return 0 if record is not None else 2
+
+
+def execute(args, meta: dict | None = None) -> dict | None:
+    """One recorded run. Returns {"run_id", "run_dir", "results"} (None: configuration
+    error, already reported on stderr). ``meta``: extra entries for the run's Sacred
+    meta (a sweep puts its id and the trial's parameters there)."""
     # Before anything imports mujoco: render offscreen only when a video is asked for.
     os.environ.setdefault("MUJOCO_GL", "egl" if args.video else "disable")
     from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
@@ -57,7 +73,9 @@ def main(argv=None) -> int:
         cfg = parse(args.gin, params)
     except ConfigError as exc:
         print(f"iwx.run: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return None
+
+    import uuid
 
     import gin
     import numpy as np
@@ -111,7 +129,9 @@ def main(argv=None) -> int:
                 "baseline": None if baseline is None else {"name": baseline[0],
                                                            "returns": baseline[1].tolist()},
                 "test_goals": np.asarray(result["test_goals"]).tolist(),
-                "exploration_episodes": explore, "summary": headline}, indent=1))
+                "exploration_episodes": explore, "adapt_on": result["adapt_on"],
+                "train_final_return": final_return(logger.history),
+                "summary": headline}, indent=1))
             if returns:
                 analysis.plot_adaptation(returns, out / "adaptation.png", oracle=oracle,
                                          baseline=baseline,
@@ -122,7 +142,8 @@ def main(argv=None) -> int:
             for f in sorted(out.iterdir()):
                 _run.add_artifact(str(f), f.name)
         if returns:
-            print("\nMean held-out return per adaptation episode (± 95% CI across tasks):")
+            which = "held-out" if result["adapt_on"] == "test" else "validation"
+            print(f"\nMean {which} return per adaptation episode (± 95% CI across tasks):")
             print(analysis.adaptation_table(returns, oracle))
         else:
             last = [v for n, v, _ in logger.history if n == "train/return"][-1:]
@@ -146,10 +167,14 @@ def main(argv=None) -> int:
         checkpoints.clear()
         return headline
 
-    run = ex.run(config_updates={"seed": args.seed}, options={"--force": False})
+    meta_info = {"iwx_uid": uuid.uuid4().hex, "tags": list(args.tag), **(meta or {})}
+    run = ex.run(config_updates={"seed": args.seed}, meta_info=meta_info,
+                 options={"--force": False})
     print(f"[iwx] recorded run {run._id} in {runs_dir}"
           + (f" and MongoDB {args.mongo}" if args.mongo else ""))
-    return 0
+    run_dir = runs_dir / str(run._id)
+    return {"run_id": run._id, "run_dir": run_dir,
+            "results": json.loads((run_dir / "results.json").read_text())}
 
 
 if __name__ == "__main__":

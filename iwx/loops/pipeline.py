@@ -52,7 +52,7 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
                        agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
                        oracle=None, baseline=None, baseline_name: str = "baseline",
                        pretrained: str | None = None, device: str = "auto",
-                       num_threads: int = 1) -> dict:
+                       num_threads: int = 1, adapt_on: str = "test") -> dict:
     """Returns {"returns": {variant: [tasks, seeds, episodes]}, "oracle": [tasks] | None, ...}.
 
     ``oracle(test_params, env)`` and ``baseline(test_params, env)`` give per-task
@@ -64,7 +64,13 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
     ``pretrained=None``. ``variants={}``: multi-task training only (figure 1).
     Each variant is a factory ``(pretrained, obs_spec, action_dim, num_problems,
     device=)`` (docs/AGENTS.md).
+    ``adapt_on``: the split the variants adapt on, ``"test"`` (the held-out tasks)
+    or ``"validation"`` (appendix A.2 chooses adaptation hyperparameters on a few
+    validation tasks; sweeps use it so held-out tasks never pick a configuration).
     """
+    if adapt_on not in ("test", "validation"):
+        raise ValueError(f"pretrain_and_adapt.adapt_on must be 'test' or 'validation', "
+                         f"got {adapt_on!r}")
     torch.set_num_threads(num_threads)
     training = training or MultiTaskTraining()
     adaptation = adaptation or Adaptation()
@@ -75,9 +81,13 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
 
     split = tasks.split(seed)
     num_train = len(split.train)
+    adapt_tasks = split.test if adapt_on == "test" else split.validation
+    if len(adapt_tasks) == 0:
+        raise ValueError(f"pretrain_and_adapt.adapt_on = {adapt_on!r} but the task split has "
+                         f"no {adapt_on} tasks")
     probe = env(split.train[:1], np.zeros(1, np.int64))
     obs_spec, action_dim, horizon = probe.observation_spec(), probe.action_dim, probe.episode_length
-    held_out_spec = env(split.test[:1], None).observation_spec()
+    held_out_spec = env(adapt_tasks[:1], None).observation_spec()
     learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
     store = None if learner is None else replay(
         num_train, obs_spec, action_dim, horizon,
@@ -135,13 +145,13 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
         factory = functools.partial(make_agent, learner, held_out_spec, action_dim, device=dev)
         state, phase_state = phase_state, None
         results[name] = adaptation.run(
-            name, factory, env, split.test, held_out_spec, action_dim, rng, logger,
+            name, factory, env, adapt_tasks, held_out_spec, action_dim, rng, logger,
             lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state,
             env_seed=seed, video_path=Path(outputs) / f"video_{slug(name)}")
         save("adapt", None, f"adapted:{name}", False)
 
     return {"returns": results,
-            "oracle": None if oracle is None else oracle(split.test, env),
-            "baseline": None if baseline is None else (baseline_name, baseline(split.test, env)),
-            "test_goals": split.test,
+            "oracle": None if oracle is None else oracle(adapt_tasks, env),
+            "baseline": None if baseline is None else (baseline_name, baseline(adapt_tasks, env)),
+            "test_goals": adapt_tasks, "adapt_on": adapt_on,
             "exploration_episodes": adaptation.exploration_episodes}
