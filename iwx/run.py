@@ -68,6 +68,13 @@ def execute(args, meta: dict | None = None) -> dict | None:
     os.environ.setdefault("MUJOCO_GL", "egl" if args.video else "disable")
     from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
 
+    if args.mongo:
+        from iwx.experiment.mirror import check_url
+
+        problem = check_url(args.mongo)
+        if problem:
+            print(f"iwx.run: --mongo: {problem}", file=sys.stderr)
+            return None
     params = effective_params(args.gin_param, args.no_progress, args.video)
     try:
         cfg = parse(args.gin, params)

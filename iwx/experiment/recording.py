@@ -9,13 +9,18 @@ What a run records:
             adapt/<variant>/return[/task_NN] per adaptation episode
   artifacts config.gin, operative_config.gin, model.pt (π0 and ψ / critic),
             results.json, adaptation.png
-Observers: a FileStorageObserver under ``runs_dir`` always; a MongoObserver
-as well when a URL is given and the server answers a ping (a database that is
-down never decides whether a run lives: the file store is the record).
+Observers: a FileStorageObserver under ``runs_dir`` always (the record); when a
+MongoDB URL is given, a MirrorObserver that copies the file-store run into
+MongoDB in Sacred's layout at the start, every heartbeat and the end (a
+database that is down or dies never decides whether a run lives, and
+``python -m iwx.resync`` re-sends whatever it missed).
+meta      iwx_uid (the run's identity in MongoDB), tags, and for sweep trials
+          sweep = {id, params, trial}
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -30,23 +35,23 @@ from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
 SETTINGS.CAPTURE_MODE = "sys"  # works under Ray workers and with progress bars
 SETTINGS.CONFIG.READ_ONLY_CONFIG = False
+# Sacred's heartbeat (10 s by default) is when info, captured output and metrics are
+# written to the file store and mirrored into MongoDB.
+SETTINGS.DEFAULT_BEAT_INTERVAL = float(os.environ.get("IWX_HEARTBEAT_S", "10"))
 
 
-def mongo_observer(url: str, timeout_ms: int = 3000):
-    """A MongoObserver for ``url`` if the server answers within ``timeout_ms``, else None."""
-    import pymongo
-    from sacred.observers import MongoObserver
+def mongo_observer(url: str, runs_dir: str | Path):
+    """The observer mirroring the run into MongoDB at ``url`` (iwx/experiment/mirror.py).
 
-    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms)
-    try:
-        client.admin.command("ping")
-    except pymongo.errors.PyMongoError as exc:
-        print(f"[iwx] MongoDB at {url} did not answer ({type(exc).__name__}); "
-              "recording to the file store only.", file=sys.stderr)
-        client.close()
-        return None
-    db_name = pymongo.uri_parser.parse_uri(url).get("database") or "iwx"
-    return MongoObserver(client=client, db_name=db_name)
+    A server that does not answer now is reported and retried at every heartbeat:
+    the run goes on either way, recorded in the file store.
+    """
+    from iwx.experiment.mirror import MirrorObserver, ping
+
+    if not ping(url):
+        print(f"[iwx] MongoDB at {url} does not answer now; recording to the file store "
+              "and retrying at every heartbeat.", file=sys.stderr, flush=True)
+    return MirrorObserver(url, runs_dir)
 
 
 def _git_state_readable() -> bool:
@@ -67,7 +72,5 @@ def make_experiment(name: str, config: dict, runs_dir: str | Path,
     ex.add_config(config)
     ex.observers.append(FileStorageObserver(str(runs_dir)))
     if mongo_url:
-        observer = mongo_observer(mongo_url)
-        if observer is not None:
-            ex.observers.append(observer)
+        ex.observers.append(mongo_observer(mongo_url, runs_dir))
     return ex

@@ -1,0 +1,358 @@
+"""Mirror Sacred file-store runs into MongoDB, in the layout Sacred's MongoObserver writes.
+
+Why not Sacred's own MongoObserver: measured on this machine (STACK-NOTES), it
+silently stops recording after its first failed write (Sacred marks a failing
+observer dead for the rest of the run), and QueuedMongoObserver can hang a run
+forever when the server never answers. Here the file store is the record and
+MongoDB a mirror of it:
+
+- :class:`Mirror` copies one run folder (``run.json``, ``config.json``,
+  ``info.json``, ``metrics.json``, ``cout.txt``, the artifacts and the source
+  files) into the ``runs`` / ``metrics`` collections and GridFS. It is
+  idempotent: a run is found again by ``meta.iwx_uid``, metrics are replaced
+  whole, artifacts and sources are uploaded only when their MD5 changed, so
+  syncing twice duplicates nothing. Omniboard reads the result like any
+  Sacred run; tags from ``meta.tags`` become Omniboard tags (tags added in
+  Omniboard are kept).
+- :class:`MirrorObserver` is the observer ``iwx.run --mongo URL`` attaches. It
+  runs after the FileStorageObserver (lower priority) and mirrors the run at
+  its start, at every Sacred heartbeat (10 s) and at its end. Every database
+  call is bounded by short pymongo timeouts and every error is caught: a
+  database that is down or dies mid-run costs at most a few seconds per
+  heartbeat, never the run, and the next heartbeat that reaches it catches
+  up on everything. If the end of the run cannot reach it, the run still
+  exits 0 and prints the command that re-syncs it (``python -m iwx.resync``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import mimetypes
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pymongo
+from sacred.observers import RunObserver
+
+# Every call is bounded: a dead server fails within ~2 s, a hung one within 10 s.
+TIMEOUTS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000,
+            "socketTimeoutMS": 10000}
+FORMAT = "MongoObserver-0.7.0"   # the run-document layout Sacred 0.8.7 writes (Omniboard reads it)
+
+
+class SyncError(Exception):
+    """A run folder could not be read completely (e.g. caught mid-write); retry later."""
+
+
+def database(url: str, timeout_ms: int | None = None):
+    """(client, database) for a MongoDB URL; the database is the URL's path or 'iwx'."""
+    options = dict(TIMEOUTS)
+    if timeout_ms is not None:
+        options["serverSelectionTimeoutMS"] = timeout_ms
+    name = pymongo.uri_parser.parse_uri(url).get("database") or "iwx"
+    client = pymongo.MongoClient(url, **options)
+    return client, client[name]
+
+
+def check_url(url: str) -> str | None:
+    """None when ``url`` is a well-formed MongoDB URL, else what is wrong with it."""
+    try:
+        pymongo.uri_parser.parse_uri(url)
+    except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
+        return f"{url!r} is not a MongoDB URL ({exc}); expected mongodb://HOST:PORT/DB"
+    return None
+
+
+def ping(url: str, timeout_ms: int = 2000) -> bool:
+    client, db = database(url, timeout_ms)
+    try:
+        client.admin.command("ping")
+        return True
+    except pymongo.errors.PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _json(path: Path, default=None):
+    if not path.is_file():
+        if default is not None:
+            return default
+        raise SyncError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:   # caught while Sacred rewrote it: the next sync reads it whole
+        raise SyncError(f"{path} is being written ({exc})") from exc
+
+
+def _time(value):
+    """Sacred's file store writes ISO strings; its MongoDB layout holds datetimes."""
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_uid(run: dict, run_dir: Path) -> str:
+    """The identity a run keeps in MongoDB: ``meta.iwx_uid`` (every ``iwx.run`` sets one);
+    for older runs without it, a hash of where and when the run was recorded."""
+    uid = (run.get("meta") or {}).get("iwx_uid")
+    if uid:
+        return uid
+    where = f"{socket.gethostname()}:{Path(run_dir).resolve()}:{run.get('start_time')}"
+    return "path-" + hashlib.sha256(where.encode()).hexdigest()[:32]
+
+
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """Run folders of a Sacred file store (named by their integer id), in id order."""
+    if not Path(runs_dir).is_dir():
+        return []
+    return sorted((p for p in Path(runs_dir).iterdir() if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+
+
+class Mirror:
+    """Copies file-store runs into one MongoDB database (Sacred's layout)."""
+
+    def __init__(self, db):
+        import gridfs
+
+        self.db = db
+        self.runs, self.metrics = db["runs"], db["metrics"]
+        self.fs = gridfs.GridFS(db)
+        # What this process already wrote, so a heartbeat re-sends only what changed:
+        # metric name -> points, artifact name -> (size, mtime_ns, file_id).
+        self._metric_points: dict[tuple[int, str], int] = {}
+        self._artifact_stat: dict[tuple[int, str], tuple] = {}
+        self._indexed = False
+
+    def forget(self) -> None:
+        """Drop the cache (after a failed sync the database state is unknown)."""
+        self._metric_points.clear()
+        self._artifact_stat.clear()
+
+    def _ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        self.metrics.create_index([("run_id", 1), ("name", 1)])
+        try:   # one document per uid even when two syncs race (where the server supports it)
+            self.runs.create_index("meta.iwx_uid", unique=True, sparse=True)
+        except pymongo.errors.OperationFailure:
+            self.runs.create_index("meta.iwx_uid")
+        self._indexed = True
+
+    def _run_id(self, uid: str) -> tuple[int, dict | None]:
+        """The MongoDB ``_id`` of the run with this uid, created (Sacred's auto-increment)
+        when it is new; and its current document."""
+        existing = self.runs.find_one({"meta.iwx_uid": uid},
+                                      {"artifacts": 1, "experiment.sources": 1, "omniboard": 1})
+        if existing is not None:
+            return existing["_id"], existing
+        while True:
+            last = list(self.runs.find({}, {"_id": 1}).sort("_id", -1).limit(1))
+            new_id = (last[0]["_id"] + 1) if last and isinstance(last[0]["_id"], int) else 1
+            try:
+                self.runs.insert_one({"_id": new_id, "meta": {"iwx_uid": uid},
+                                      "status": "QUEUED"})
+                return new_id, None
+            except pymongo.errors.DuplicateKeyError:
+                again = self.runs.find_one({"meta.iwx_uid": uid}, {"_id": 1})
+                if again is not None:       # another sync of this run won the race
+                    return again["_id"], again
+
+    def _put(self, path: Path, filename: str, md5: str):
+        content_type = mimetypes.guess_type(path.name)[0]
+        with open(path, "rb") as f:
+            return self.fs.put(f, filename=filename, md5=md5, content_type=content_type)
+
+    def _sources(self, run: dict, runs_dir: Path) -> list:
+        """[[name, file_id]]: each source file in GridFS once per content (as Sacred does)."""
+        experiment = run.get("experiment") or {}
+        out = []
+        for name, stored in experiment.get("sources", []):
+            path = runs_dir / stored
+            if not path.is_file():
+                continue
+            md5 = md5_of(path)
+            filename = os.path.join(experiment.get("base_dir", ""), name)
+            found = self.fs.find_one({"filename": filename, "md5": md5})
+            out.append([name, found._id if found is not None else self._put(path, filename, md5)])
+        return out
+
+    def _artifacts(self, run_id: int, names: list[str], run_dir: Path,
+                   existing: list[dict]) -> list[dict]:
+        """[{name, file_id}], uploading only what is new or changed."""
+        have = {a["name"]: a["file_id"] for a in existing}
+        out = []
+        for name in names:
+            path = run_dir / name
+            if not path.is_file():
+                continue
+            stat = path.stat()
+            key = (run_id, name)
+            cached = self._artifact_stat.get(key)
+            if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns) \
+                    and cached[2] == have.get(name):
+                out.append({"name": name, "file_id": cached[2]})
+                continue
+            md5 = md5_of(path)
+            old = have.get(name)
+            old_doc = None if old is None else self.db["fs.files"].find_one({"_id": old})
+            if old_doc is not None and old_doc.get("md5") == md5:
+                file_id = old
+            else:
+                file_id = self._put(path, f"artifact://runs/{run_id}/{name}", md5)
+                if old_doc is not None:
+                    self.fs.delete(old)
+            self._artifact_stat[key] = (stat.st_size, stat.st_mtime_ns, file_id)
+            out.append({"name": name, "file_id": file_id})
+        return out
+
+    def _metrics(self, run_id: int, metrics: dict) -> list[dict]:
+        """Replace each metric whole (idempotent); returns Sacred's info.metrics list."""
+        for name, m in metrics.items():
+            key = (run_id, name)
+            if self._metric_points.get(key) == len(m.get("steps", [])):
+                continue
+            doc = {"run_id": run_id, "name": name, "steps": list(m.get("steps", [])),
+                   "values": list(m.get("values", [])),
+                   "timestamps": [_time(t) for t in m.get("timestamps", [])]}
+            self.metrics.replace_one({"run_id": run_id, "name": name}, doc, upsert=True)
+            self._metric_points[key] = len(doc["steps"])
+        stale = {"run_id": run_id, "name": {"$nin": list(metrics)}}
+        if self.metrics.count_documents(stale, limit=1):
+            self.metrics.delete_many(stale)
+        return [{"id": str(d["_id"]), "name": d["name"]}
+                for d in self.metrics.find({"run_id": run_id}, {"name": 1}).sort("name", 1)]
+
+    def sync(self, run_dir: str | Path) -> int:
+        """Mirror one file-store run; returns its MongoDB ``_id``. Safe to repeat."""
+        run_dir = Path(run_dir)
+        run = _json(run_dir / "run.json")
+        config = _json(run_dir / "config.json", {})
+        info = _json(run_dir / "info.json", {})
+        metrics = _json(run_dir / "metrics.json", {})
+        cout = run_dir / "cout.txt"
+        captured = cout.read_text(errors="replace") if cout.is_file() else ""
+        self._ensure_indexes()
+        uid = run_uid(run, run_dir)
+        run_id, existing = self._run_id(uid)
+        existing = existing or {}
+        meta = dict(run.get("meta") or {})
+        meta["iwx_uid"] = uid
+        info = dict(info)
+        info["metrics"] = self._metrics(run_id, metrics)
+        info["file_store"] = f"{socket.gethostname()}:{run_dir.resolve()}"
+        experiment = dict(run.get("experiment") or {})
+        experiment["sources"] = self._sources(run, run_dir.parent)
+        tags = sorted(set((existing.get("omniboard") or {}).get("tags") or [])
+                      | set(meta.get("tags") or []))
+        doc = {"experiment": experiment, "format": FORMAT, "command": run.get("command"),
+               "host": run.get("host", {}), "start_time": _time(run.get("start_time")),
+               "config": config, "meta": meta, "status": run.get("status"),
+               "resources": run.get("resources", []),
+               "artifacts": self._artifacts(run_id, run.get("artifacts", []), run_dir,
+                                            existing.get("artifacts") or []),
+               "captured_out": captured, "info": info,
+               "heartbeat": _time(run.get("heartbeat")), "result": run.get("result"),
+               "omniboard.tags": tags}
+        for optional in ("stop_time", "fail_trace"):
+            if optional in run:
+                doc[optional] = _time(run[optional])
+        self.runs.update_one({"_id": run_id}, {"$set": doc})
+        return run_id
+
+
+def resync_command(runs_dir: str | Path, url: str, run_id=None) -> str:
+    return (f"python -m iwx.resync --runs-dir {runs_dir} --mongo {url}"
+            + (f" {run_id}" if run_id is not None else ""))
+
+
+class MirrorObserver(RunObserver):
+    """Sacred observer mirroring the run's file-store folder into MongoDB (module doc)."""
+
+    priority = 10   # after the FileStorageObserver (20): its files are written first
+
+    def __init__(self, url: str, runs_dir: str | Path):
+        self.url, self.runs_dir = url, Path(runs_dir)
+        self.run_dir: Path | None = None
+        self.mongo_id: int | None = None
+        self._mirror: Mirror | None = None
+        self._client = None
+        self._lock = threading.Lock()
+        self.failures = 0
+        self._down = False
+
+    def _sync(self) -> bool:
+        if self.run_dir is None:
+            return False
+        with self._lock:
+            try:
+                if self._mirror is None:
+                    self._client, db = database(self.url)
+                    self._mirror = Mirror(db)
+                self.mongo_id = self._mirror.sync(self.run_dir)
+            except SyncError:
+                return False   # a file caught mid-write: the next heartbeat syncs it
+            except Exception as exc:  # noqa: BLE001  (the database never decides a run's fate)
+                self.failures += 1
+                if self._mirror is not None:
+                    self._mirror.forget()
+                if not self._down:
+                    print(f"[iwx] MongoDB at {self.url} did not take run {self.run_dir.name} "
+                          f"({type(exc).__name__}: {str(exc)[:200]}); the file store keeps "
+                          "recording everything, and iwx retries at every heartbeat.",
+                          file=sys.stderr, flush=True)
+                self._down = True
+                return False
+            if self._down:
+                print(f"[iwx] MongoDB at {self.url} answers again: run {self.run_dir.name} "
+                      "is mirrored up to now.", file=sys.stderr, flush=True)
+            self._down = False
+            return True
+
+    def started_event(self, ex_info, command, host_info, start_time, config, meta_info, _id):
+        self.run_dir = self.runs_dir / str(_id)
+        self._sync()
+        return _id
+
+    def heartbeat_event(self, info, captured_out, beat_time, result):
+        self._sync()
+
+    def _final(self):
+        ok = self._sync()
+        if not ok:   # one more try: a single lost packet should not need a manual resync
+            ok = self._sync()
+        if ok:
+            print(f"[iwx] mirrored into MongoDB {self.url} as run {self.mongo_id}", flush=True)
+        else:
+            print(f"[iwx] MongoDB at {self.url} does not hold run {self.run_dir.name} "
+                  "completely; the file store does. Once the server is back: "
+                  f"{resync_command(self.runs_dir, self.url, self.run_dir.name)}",
+                  file=sys.stderr, flush=True)
+        if self._client is not None:
+            self._client.close()
+
+    def completed_event(self, stop_time, result):
+        self._final()
+
+    def interrupted_event(self, interrupt_time, status):
+        self._final()
+
+    def failed_event(self, fail_time, fail_trace):
+        self._final()
