@@ -71,6 +71,26 @@ def expanded_text(path: str | Path) -> str:
     return "\n".join(_texts_with_includes(Path(path)))
 
 
+def flattened_text(path: str | Path, seen: tuple[Path, ...] = ()) -> str:
+    """A gin file's text with each ``include`` line replaced by the included file's
+    (flattened) text: one self-contained file that parses exactly as the original,
+    wherever it is written (a sweep sends it to Ray workers)."""
+    path = Path(path)
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: include cycle through {[str(s) for s in seen]}")
+    lines = []
+    for line in path.read_text().splitlines():
+        found = _INCLUDE.match(line)
+        if found is None:
+            lines.append(line)
+            continue
+        included = resolve_include(found.group(1), path)
+        lines += [f"# --- {line.strip()}  ({included})",
+                  flattened_text(included, (*seen, path.resolve())),
+                  f"# --- end of {found.group(1)}"]
+    return "\n".join(lines) + "\n"
+
+
 def _texts_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
     """The file's text preceded by every file it includes (recursively), each with a
     header line: the record of a run holds every binding that shaped it."""

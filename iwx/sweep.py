@@ -1,0 +1,336 @@
+"""Run a sweep file with Ray Tune: ``python -m iwx.sweep sweeps/adapt_alpha.yaml``.
+
+The file (iwx/tuning/spec.py) is checked whole before anything starts. Then
+every trial is an ordinary ``iwx.run`` in a Ray worker, recorded in Sacred
+(file store, and MongoDB with ``--mongo``), tagged with the sweep's id:
+a grid runs every combination on every seed; a search lets Optuna (through
+Ray Tune's OptunaSearch) propose ``num_samples`` configurations, each run on
+every seed. At the end a table gives each configuration's mean ± 95% CI
+across seeds and the best one; trials adapt on the validation tasks
+(appendix A.2) unless the file says ``split: test``.
+
+Running the same file again resumes the sweep (its id hashes the file and its
+gin files): Ray Tune restores its state, finished trials are not run again
+(each trial also checks the file store for its completed run), and an
+interrupted run continues from its last checkpoint. ``--fresh`` starts over
+under a new id. ``address:`` in the file (or ``--address``) runs the trials on
+a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m iwx.sweep", description=__doc__.split("\n")[0])
+    p.add_argument("file", metavar="SWEEP.yaml", help="sweep file (see sweeps/)")
+    p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
+                   help="Sacred file store of the trials' runs; the sweep's state and "
+                        "summary go to RUNS_DIR/_sweeps/<sweep id>/ (default: runs/)")
+    p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
+                   help="also record every run into this MongoDB (default: $IWX_MONGO_URL)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (overrides the file's address:)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="at most this many trials at once (overrides the file)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start a new sweep instead of resuming this file's last one")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the file and list the trials, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def _mongo_write_summary(url: str, doc: dict) -> None:
+    """Also keep the sweep's summary in MongoDB (collection ``sweeps``), bounded."""
+    from iwx.experiment.mirror import database
+
+    client, db = database(url)
+    try:
+        db["sweeps"].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    except Exception as exc:  # noqa: BLE001  (the file store keeps the summary)
+        print(f"[iwx.sweep] MongoDB did not take the summary ({type(exc).__name__}); "
+              "it is in the sweep's folder", file=sys.stderr)
+    finally:
+        client.close()
+
+
+def _pretrain(spec, setup_bindings, gin_path: Path, runs_dir: Path, args, sweep_id: str,
+              tasks_name: str):
+    """Appendix A.2: pretrain once (variants = {}), adapt from it in every trial.
+    Reuses this sweep's completed pretraining run when there is one."""
+    from iwx.experiment.gin_config import parse
+    from iwx.run import effective_params, execute
+    from iwx.tuning.trial import completed_run
+
+    seed = spec.pretrain_seed
+    bindings = [*setup_bindings, "pretrain_and_adapt.variants = {}"]
+    key = parse([str(gin_path)], effective_params(bindings, args.no_progress)).key(seed)
+    done = completed_run(runs_dir, sweep_id, key)
+    if done is None:
+        print(f"[iwx.sweep] pretraining once (seed {seed}) for every trial ...", flush=True)
+        record = execute(argparse.Namespace(
+            gin=[str(gin_path)], gin_param=bindings, seed=seed, mongo=args.mongo,
+            runs_dir=str(runs_dir), fresh=False, no_progress=args.no_progress, video=False,
+            tag=[sweep_id, "pretrain"]),
+            meta={"sweep": {"id": sweep_id, "trial": "pretrain", "params": {}}})
+        if record is None:
+            raise RuntimeError("the pretraining run's configuration failed")
+        done = Path(record["run_dir"])
+    else:
+        print(f"[iwx.sweep] reusing pretraining run {done.name}", flush=True)
+    return done.name, (done / "model.pt").read_bytes()
+
+
+def _trial_records(result_grid, axes) -> list[dict]:
+    """Plain records of Ray's results: params by axis key, scores and run ids by seed."""
+    records = []
+    for result in result_grid:
+        config = result.config or {}
+        params = {axis.key: config.get("params", {}).get(f"p{i}") for i, axis in enumerate(axes)}
+        metrics = result.metrics or {}
+        seeds = metrics.get("seeds_list", [])
+        scores = metrics.get("scores", [])
+        run_ids = metrics.get("run_ids", [])
+        record = {"params": params, "scores": {}, "run_ids": {},
+                  "error": None if result.error is None else str(result.error).splitlines()[0]}
+        for s, v, r in zip(seeds, scores, run_ids):
+            record["scores"][s] = v
+            record["run_ids"][s] = r
+        records.append(record)
+    return records
+
+
+class _Progress:
+    """A Ray Tune callback: a bar over trials and one line per finished trial."""
+
+    def __new__(cls, *a, **k):
+        from ray import tune
+
+        class Progress(tune.Callback):
+            def __init__(self, total: int, disable: bool, keys: list[str]):
+                self.total, self.disable, self.keys, self._bar = total, disable, keys, None
+
+            def __getstate__(self):   # Tune pickles its run config; a bar does not pickle
+                return {**self.__dict__, "_bar": None}
+
+            def describe(self, trial) -> str:
+                config = trial.config or {}
+                params = config.get("params", {})
+                text = ", ".join(f"{k}={params.get(f'p{i}')}" for i, k in enumerate(self.keys))
+                return text + (f", seed {config['seed']}" if "seed" in config else "")
+
+            def setup(self, **info):
+                self.bar  # noqa: B018  (the bar shows from the start)
+
+            @property
+            def bar(self):
+                if self._bar is None:
+                    from tqdm.auto import tqdm
+
+                    self._bar = tqdm(total=self.total, desc="trials", unit="trial",
+                                     disable=self.disable, dynamic_ncols=True)
+                return self._bar
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                r = trial.last_result or {}
+                self.bar.update(1)
+                scores = ", ".join(f"{v:.3f}" for v in r.get("scores", []))
+                self.bar.write(f"  {self.describe(trial)}: {scores} (run {', '.join(r.get('run_ids', []))}"
+                               f"{', already done' if all(r.get('reused') or [False]) else ''})")
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self.bar.update(1)
+                self.bar.write(f"  {self.describe(trial)}: FAILED (log: {trial.local_path})")
+
+        return Progress(*a, **k)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "disable")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Quiet Ray Tune: no status tables (the sweep prints its own progress), and only the
+    # JSON / CSV result loggers (TensorBoard's cannot log the per-seed lists).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    from iwx.experiment.gin_config import flattened_text
+    from iwx.tuning import spec as specs
+    from iwx.tuning.trial import TrialSetup
+
+    started = time.monotonic()
+    try:
+        spec = specs.load(args.file)
+        facts = specs.check_bindings(spec)
+    except specs.SpecError as exc:
+        print(f"iwx.sweep: {exc}", file=sys.stderr)
+        return 2
+    if args.mongo:
+        from iwx.experiment.mirror import check_url
+
+        problem = check_url(args.mongo)
+        if problem:
+            print(f"iwx.sweep: --mongo: {problem}", file=sys.stderr)
+            return 2
+    address = args.address or spec.address
+    max_concurrent = args.max_concurrent or spec.max_concurrent
+    sweep_id = spec.sweep_id() + (time.strftime("-%Y%m%d-%H%M%S") if args.fresh else "")
+    runs_dir = Path(args.runs_dir).resolve()
+    folder = runs_dir / "_sweeps" / sweep_id
+    n_configs = len(spec.grid_points()) if not spec.search else spec.num_samples
+    n_trials = n_configs * (len(spec.seeds) if not spec.search else 1)
+    print(f"[iwx.sweep] {spec.path}: sweep {sweep_id}: "
+          + (f"grid of {n_configs} configurations × {len(spec.seeds)} seeds = {n_trials} trials"
+             if not spec.search else
+             f"Optuna search, {n_configs} configurations, each on seeds {list(spec.seeds)}")
+          + f"; {spec.metric} ({spec.mode}) on the {spec.split} tasks"
+          + f"; checked in {time.monotonic() - started:.1f} s", flush=True)
+    if args.dry_run:
+        for point in (spec.grid_points() if not spec.search else []):
+            print("  " + ", ".join(spec.point_bindings(point)))
+        return 0
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.yaml").write_text(spec.text)
+    gin_text = "\n".join(flattened_text(p) for p in spec.gin_files)
+    gin_name = spec.gin_files[-1].name      # keeps the task_method stem for iwx.report
+    gin_path = folder / gin_name
+    gin_path.write_text(gin_text)
+    bindings = spec.fixed_bindings()
+    pretrain_run, model = None, None
+    if spec.pretrain_seed is not None:
+        bindings.append(f"{facts['tasks']}.seed = {spec.pretrain_seed}")  # one split for all
+        pretrain_run, model = _pretrain(spec, bindings, gin_path, runs_dir, args, sweep_id,
+                                        facts["tasks"])
+    setup = TrialSetup(sweep_id=sweep_id, gin_name=gin_name, gin_text=gin_text,
+                       bindings=tuple(bindings), axes=spec.axes, seeds=spec.seeds,
+                       metric=spec.metric, runs_dir=str(runs_dir), mongo=args.mongo,
+                       pretrained=model)
+
+    import ray
+    from ray import tune
+
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from iwx.tuning import summary
+    from iwx.tuning.trial import run_trial
+
+    ray.init(address=address, num_cpus=None if address else os.cpu_count(),
+             include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+             ignore_reinit_error=True)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
+                                    {"cpu": spec.resources["cpu"], "gpu": spec.resources["gpu"]})
+    interrupted = False
+    try:
+        if tune.Tuner.can_restore(str(folder)):
+            print(f"[iwx.sweep] resuming {folder}", flush=True)
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable,
+                                       resume_unfinished=True, resume_errored=True)
+        else:
+            if spec.search:
+                from ray.tune.search import ConcurrencyLimiter
+                from ray.tune.search.optuna import OptunaSearch
+
+                space = {f"p{i}": _tune_distribution(a.distribution)
+                         for i, a in enumerate(spec.axes)}
+                search = OptunaSearch(metric="mean_score", mode=spec.mode, seed=spec.seeds[0])
+                if max_concurrent:
+                    search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+                param_space = {"params": space}
+            else:
+                search = None
+                points = [{f"p{i}": point[a.key] for i, a in enumerate(spec.axes)}
+                          for point in spec.grid_points()]
+                param_space = {"params": tune.grid_search(points),
+                               "seed": tune.grid_search(list(spec.seeds))}
+            tuner = tune.Tuner(
+                trainable, param_space=param_space,
+                tune_config=tune.TuneConfig(
+                    metric="mean_score", mode=spec.mode, search_alg=search,
+                    num_samples=spec.num_samples if spec.search else 1,
+                    max_concurrent_trials=None if spec.search else max_concurrent,
+                    reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
+                run_config=tune.RunConfig(
+                    name=sweep_id, storage_path=str(runs_dir / "_sweeps"), verbose=0,
+                    callbacks=[_Progress(n_trials, args.no_progress,
+                                         [a.key for a in spec.axes]),
+                               JsonLoggerCallback(), CSVLoggerCallback()],
+                    failure_config=tune.FailureConfig(max_failures=0)))
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+        results = None
+    finally:
+        ray.shutdown()
+    if results is None:
+        print(f"\n[iwx.sweep] interrupted; run the same command again to resume sweep {sweep_id}",
+              file=sys.stderr)
+        return 130
+
+    records = _trial_records(results, spec.axes)
+    rows = summary.rows_from_trials(records)
+    text = summary.table(rows, spec.metric, spec.mode, spec.seeds)
+    data = summary.as_json(rows, spec.metric, spec.mode)
+    failed = sum(1 for r in records if r["error"])
+    expected = n_configs * len(spec.seeds)             # (configuration, seed) results
+    done = sum(len(r["scores"]) for r in records if not r["error"])
+    unfinished = expected - done
+    # Ray Tune returns normally after a Ctrl+C (it saves its state first): an incomplete
+    # sweep without failed trials was interrupted.
+    interrupted = interrupted or (unfinished > 0 and failed == 0)
+    data.update({"sweep_id": sweep_id, "file": str(spec.path), "split": spec.split,
+                 "seeds": list(spec.seeds), "pretrain_run": pretrain_run,
+                 "missing_results": unfinished, "failed_trials": failed,
+                 "complete": unfinished == 0})
+    top = data["best"]
+    header = (f"# Sweep {sweep_id}\n\n" + (f"{spec.description}\n\n" if spec.description else "")
+              + 
+              f"{spec.metric} on the {spec.split} tasks, mean ± 95% CI (Student t) over "
+              f"seeds {list(spec.seeds)}; {len(records)} trials"
+              + (f", pretrained once by run {pretrain_run}" if pretrain_run else "") + ".\n\n"
+              + (f"**Incomplete: {unfinished} of {expected} (configuration, seed) results are "
+                 "missing.**\n\n" if unfinished else ""))
+    footer = ""
+    if top is not None:
+        best_bindings = [b for a in spec.axes for b in a.gin(top["params"][a.key])]
+        footer = ("\n\nBest configuration: " + top["label"]
+                  + f" ({top['mean']:.3f} ± {top['ci95']:.3f}).\nOn the held-out tasks:\n\n"
+                  + "    python -m iwx.run " + " ".join(f"--gin {g}" for g in spec.gin_files)
+                  + "".join(f" --gin_param '{b}'" for b in [*spec.bindings, *best_bindings])
+                  + " --seed 0\n")
+    (folder / "summary.md").write_text(header + text + footer)
+    (folder / "summary.json").write_text(json.dumps(data, indent=1, default=str))
+    if args.mongo:
+        _mongo_write_summary(args.mongo, {"_id": sweep_id, "file": str(spec.path),
+                                          "yaml": spec.text, "table": text, **data})
+    print("\n" + header + text + footer)
+    print(f"[iwx.sweep] wrote {folder}/summary.md and summary.json")
+    if interrupted:
+        print(f"[iwx.sweep] interrupted with {unfinished} results missing; run the same "
+              f"command again to resume sweep {sweep_id}", file=sys.stderr)
+        return 130
+    return 1 if unfinished else 0
+
+
+def _tune_distribution(distribution):
+    from ray import tune
+
+    kind, params = distribution
+    if kind == "loguniform":
+        return tune.loguniform(*params)
+    if kind == "uniform":
+        return tune.uniform(*params)
+    if kind == "int":
+        return tune.randint(params[0], params[1] + 1)   # inclusive upper end
+    return tune.choice(list(params))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

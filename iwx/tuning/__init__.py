@@ -1,0 +1,1 @@
+"""Sweeps: sweep files, Ray Tune trials, summaries."""
