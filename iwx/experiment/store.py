@@ -1,0 +1,284 @@
+"""Read recorded runs back, from a Sacred file store or from MongoDB.
+
+    from iwx.experiment.store import load_runs
+    runs = load_runs("runs", tags=["figure2"])                     # file store
+    runs = load_runs("mongodb://127.0.0.1:27017/iwx", sweep="a1b2")  # Sacred's MongoDB layout
+
+Both sources give the same :class:`RecordedRun` objects, so analysis code
+(``python -m iwx.report``) never knows where a run was recorded:
+
+* **file store** (Sacred's ``FileStorageObserver``): ``DIR/<id>/`` with
+  ``run.json``, ``config.json``, ``info.json``, ``metrics.json`` and the artifact
+  files. Folders not named by digits (``_sources``, ``_checkpoints``, ``_sweeps``)
+  are not runs.
+* **MongoDB** (Sacred's ``MongoObserver``): collection ``runs``, collection
+  ``metrics`` (one document per run and metric name), artifacts in GridFS.
+  ``mongodb://host:port/DB``; DB is ``iwx`` when the URL names none.
+
+Selection: ``sweep`` matches ``meta.sweep.id``; ``tags`` (any of them) match
+``meta.tags`` (and, in MongoDB, the tags Omniboard keeps in ``omniboard.tags``);
+``run_ids`` are file-store folder names / MongoDB ``_id``; ``statuses`` the Sacred
+statuses kept (``None`` or empty: any). Runs come back sorted by id.
+
+Nothing here imports Ray, torch or the agents: reading records is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
+DEFAULT_DB = "iwx"
+MONGO_TIMEOUT_MS = 3000
+
+Metrics = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+class StoreError(Exception):
+    """The source cannot be read: not a file store, not a MongoDB URL, or no answer."""
+
+
+@dataclass
+class RecordedRun:
+    """One Sacred run as recorded: what ``iwx.run`` wrote, wherever it was written.
+
+    ``metrics``: {name: (steps, values)} as numpy arrays (values float, NaN where
+    Sacred stored none). ``tags``: ``meta.tags`` plus, from MongoDB, Omniboard's tags.
+    """
+
+    id: int
+    source: str
+    status: str
+    config: dict
+    info: dict
+    meta: dict
+    metrics: Metrics
+    tags: list[str] = field(default_factory=list)
+    artifact_names: list[str] = field(default_factory=list)
+    _fetch: Callable[[str], bytes | None] | None = field(default=None, repr=False,
+                                                         compare=False)
+    _cache: dict[str, bytes | None] = field(default_factory=dict, repr=False, compare=False)
+
+    def artifact(self, name: str) -> bytes | None:
+        """The bytes of artifact ``name`` (e.g. ``results.json``), None if not recorded."""
+        if name not in self._cache:
+            self._cache[name] = self._fetch(name) if self._fetch is not None else None
+        return self._cache[name]
+
+    def results(self) -> dict | None:
+        """The parsed ``results.json`` artifact (None when absent or unreadable)."""
+        data = self.artifact("results.json")
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    @property
+    def sweep(self) -> dict | None:
+        """``meta.sweep`` ({id, params, trial}) of a run made by a sweep, else None."""
+        sweep = self.meta.get("sweep")
+        return sweep if isinstance(sweep, dict) else None
+
+
+def is_mongo_url(source: str) -> bool:
+    return str(source).startswith(MONGO_SCHEMES)
+
+
+def load_runs(source: str | Path, *, sweep: str | None = None, tags: Iterable[str] = (),
+              run_ids: Iterable[int | str] = (),
+              statuses: Sequence[str] | None = ("COMPLETED",)) -> list[RecordedRun]:
+    """The runs of ``source`` (file-store directory or ``mongodb://`` URL) that match
+    every given criterion, sorted by id. Raises :class:`StoreError` for a source that
+    is neither, or a MongoDB that does not answer."""
+    selection = _Selection(sweep=sweep, tags=frozenset(tags),
+                           run_ids=frozenset(_as_id(i) for i in run_ids),
+                           statuses=frozenset(statuses or ()))
+    if is_mongo_url(str(source)):
+        runs = _load_mongo(str(source), selection)
+    else:
+        path = Path(source)
+        if not path.is_dir():
+            raise StoreError(f"unknown source {str(source)!r}: neither a directory (a Sacred "
+                             f"file store) nor a mongodb:// URL")
+        runs = _load_file_store(path, selection)
+    return sorted(runs, key=lambda r: r.id)
+
+
+# --------------------------------------------------------------------------- selection
+
+@dataclass(frozen=True)
+class _Selection:
+    sweep: str | None
+    tags: frozenset[str]
+    run_ids: frozenset[int]
+    statuses: frozenset[str]
+
+    def matches(self, run_id: int, status: str, meta: dict, tags: Iterable[str]) -> bool:
+        if self.run_ids and run_id not in self.run_ids:
+            return False
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.sweep is not None and (meta.get("sweep") or {}).get("id") != self.sweep:
+            return False
+        return not self.tags or bool(self.tags & set(tags))
+
+
+def _as_id(value: int | str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"run id {value!r} is not a number (Sacred ids are integers)") from None
+
+
+def _metrics(entries: Iterable[tuple[str, list, list]]) -> Metrics:
+    """{name: (steps, values)}; several entries of one name are concatenated."""
+    out: dict[str, tuple[list, list]] = {}
+    for name, steps, values in entries:
+        s, v = out.setdefault(name, ([], []))
+        s.extend(steps or [])
+        v.extend(values or [])
+    return {name: (np.asarray(s, dtype=np.int64 if all(isinstance(x, int) for x in s)
+                              else np.float64),
+                   np.asarray([np.nan if x is None else x for x in v], dtype=np.float64))
+            for name, (s, v) in out.items()}
+
+
+# --------------------------------------------------------------------------- file store
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def _load_file_store(root: Path, selection: _Selection) -> list[RecordedRun]:
+    runs = []
+    for folder in root.iterdir():
+        if not (folder.name.isdigit() and folder.is_dir()):
+            continue
+        record = _read_json(folder / "run.json")
+        if not isinstance(record, dict):   # being created, or not a Sacred run
+            continue
+        meta = record.get("meta") or {}
+        tags = [str(t) for t in meta.get("tags") or []]
+        run_id = int(folder.name)
+        status = record.get("status", "UNKNOWN")
+        if not selection.matches(run_id, status, meta, tags):
+            continue
+        metrics = _read_json(folder / "metrics.json", {}) or {}
+        runs.append(RecordedRun(
+            id=run_id, source=str(root), status=status,
+            config=_read_json(folder / "config.json", {}) or {},
+            info=_read_json(folder / "info.json", {}) or {},
+            meta=meta, tags=tags, artifact_names=list(record.get("artifacts") or []),
+            metrics=_metrics((name, m.get("steps"), m.get("values"))
+                             for name, m in metrics.items()),
+            _fetch=_file_fetcher(folder)))
+    return runs
+
+
+def _file_fetcher(folder: Path) -> Callable[[str], bytes | None]:
+    def fetch(name: str) -> bytes | None:
+        path = folder / name
+        if Path(name).name != name or not path.is_file():
+            return None
+        return path.read_bytes()
+    return fetch
+
+
+# --------------------------------------------------------------------------- MongoDB
+
+def mongo_database(url: str, timeout_ms: int = MONGO_TIMEOUT_MS):
+    """(client, database) of ``url`` once the server answered a ping within
+    ``timeout_ms``; raises :class:`StoreError` with what to check otherwise."""
+    import pymongo
+    from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+
+    try:
+        db_name = pymongo.uri_parser.parse_uri(url).get("database") or DEFAULT_DB
+        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms,
+                                     connectTimeoutMS=timeout_ms)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise StoreError(f"bad MongoDB URL {url!r}: {exc}") from None
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        client.close()
+        raise StoreError(f"MongoDB at {url} did not answer within {timeout_ms} ms "
+                         f"({type(exc).__name__}); is the server running? "
+                         f"(python -m iwx.db status)") from None
+    return client, client[db_name]
+
+
+def _mongo_query(selection: _Selection) -> dict:
+    query: dict[str, Any] = {}
+    if selection.run_ids:
+        query["_id"] = {"$in": sorted(selection.run_ids)}
+    if selection.statuses:
+        query["status"] = {"$in": sorted(selection.statuses)}
+    if selection.sweep is not None:
+        query["meta.sweep.id"] = selection.sweep
+    if selection.tags:
+        tags = sorted(selection.tags)
+        query["$or"] = [{"meta.tags": {"$in": tags}}, {"omniboard.tags": {"$in": tags}}]
+    return query
+
+
+def _load_mongo(url: str, selection: _Selection) -> list[RecordedRun]:
+    from pymongo.errors import PyMongoError
+
+    client, db = mongo_database(url)
+    try:
+        docs = []
+        for doc in db["runs"].find(_mongo_query(selection)):
+            meta = doc.get("meta") or {}
+            tags = list(dict.fromkeys(
+                [str(t) for t in meta.get("tags") or []]
+                + [str(t) for t in (doc.get("omniboard") or {}).get("tags") or []]))
+            if selection.matches(_as_id(doc["_id"]), doc.get("status", "UNKNOWN"), meta, tags):
+                docs.append((doc, meta, tags))
+        ids = [doc["_id"] for doc, _, _ in docs]
+        per_run: dict[Any, list] = {i: [] for i in ids}
+        if ids:
+            for m in db["metrics"].find({"run_id": {"$in": ids}}):
+                per_run.setdefault(m.get("run_id"), []).append(
+                    (m.get("name"), m.get("steps"), m.get("values")))
+    except PyMongoError as exc:
+        client.close()
+        raise StoreError(f"reading runs from MongoDB at {url} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    runs = []
+    for doc, meta, tags in docs:
+        artifacts = {a.get("name"): a.get("file_id") for a in doc.get("artifacts") or []
+                     if isinstance(a, dict)}
+        runs.append(RecordedRun(
+            id=_as_id(doc["_id"]), source=url, status=doc.get("status", "UNKNOWN"),
+            config=doc.get("config") or {}, info=doc.get("info") or {}, meta=meta,
+            tags=tags, artifact_names=list(artifacts),
+            metrics=_metrics(per_run.get(doc["_id"], [])),
+            _fetch=_gridfs_fetcher(db, artifacts)))
+    return runs
+
+
+def _gridfs_fetcher(db, artifacts: dict[str, Any]) -> Callable[[str], bytes | None]:
+    def fetch(name: str) -> bytes | None:
+        file_id = artifacts.get(name)
+        if file_id is None:
+            return None
+        import gridfs
+        from pymongo.errors import PyMongoError
+
+        try:
+            return gridfs.GridFS(db).get(file_id).read()
+        except (gridfs.errors.NoFile, PyMongoError):
+            return None
+    return fetch
