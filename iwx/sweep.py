@@ -36,6 +36,9 @@ def parse_args(argv=None):
                         "summary go to RUNS_DIR/_sweeps/<sweep id>/ (default: runs/)")
     p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
                    help="also record every run into this MongoDB (default: $IWX_MONGO_URL)")
+    p.add_argument("--gin", action="append", default=None, metavar="FILE",
+                   help="use this base gin file instead of the file's gin: (repeatable), "
+                        "e.g. the same grid on another task")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (overrides the file's address:)")
     p.add_argument("--max-concurrent", type=int, default=None,
@@ -167,7 +170,7 @@ def main(argv=None) -> int:
 
     started = time.monotonic()
     try:
-        spec = specs.load(args.file)
+        spec = specs.load(args.file, gin_override=args.gin)
         facts = specs.check_bindings(spec)
     except specs.SpecError as exc:
         print(f"iwx.sweep: {exc}", file=sys.stderr)
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
           + (f"grid of {n_configs} configurations × {len(spec.seeds)} seeds = {n_trials} trials"
              if not spec.search else
              f"Optuna search, {n_configs} configurations, each on seeds {list(spec.seeds)}")
-          + f"; {spec.metric} ({spec.mode}) on the {spec.split} tasks"
+          + f"; {spec.metric} ({spec.mode}) on the {_tasks_of(spec)} tasks"
           + f"; checked in {time.monotonic() - started:.1f} s", flush=True)
     if args.dry_run:
         for point in (spec.grid_points() if not spec.search else []):
@@ -292,7 +295,7 @@ def main(argv=None) -> int:
     top = data["best"]
     header = (f"# Sweep {sweep_id}\n\n" + (f"{spec.description}\n\n" if spec.description else "")
               + 
-              f"{spec.metric} on the {spec.split} tasks, mean ± 95% CI (Student t) over "
+              f"{spec.metric} on the {_tasks_of(spec)} tasks, mean ± 95% CI (Student t) over "
               f"seeds {list(spec.seeds)}; {len(records)} trials"
               + (f", pretrained once by run {pretrain_run}" if pretrain_run else "") + ".\n\n"
               + (f"**Incomplete: {unfinished} of {expected} (configuration, seed) results are "
@@ -300,6 +303,9 @@ def main(argv=None) -> int:
     footer = ""
     if top is not None:
         best_bindings = [b for a in spec.axes for b in a.gin(top["params"][a.key])]
+        if pretrain_run is not None:    # adapt from the same π0 / ψ, on the same split
+            best_bindings += [f"pretrain_and_adapt.pretrained = '{folder / 'pretrained.pt'}'",
+                              f"{facts['tasks']}.seed = {spec.pretrain_seed}"]
         footer = ("\n\nBest configuration: " + top["label"]
                   + f" ({top['mean']:.3f} ± {top['ci95']:.3f}).\nOn the held-out tasks:\n\n"
                   + "    python -m iwx.run " + " ".join(f"--gin {g}" for g in spec.gin_files)
@@ -317,6 +323,10 @@ def main(argv=None) -> int:
               f"command again to resume sweep {sweep_id}", file=sys.stderr)
         return 130
     return 1 if unfinished else 0
+
+
+def _tasks_of(spec) -> str:
+    return "training" if spec.metric.startswith("train/") else spec.split
 
 
 def _tune_distribution(distribution):

@@ -231,3 +231,50 @@ def test_bad_sweep_file_message_names_the_key(tmp_path):
         with pytest.raises(SpecError) as err:
             check_bindings(load(tmp_path / f"{case.replace(' ', '_')}.yaml"))
         assert message in str(err.value), (case, str(err.value))
+
+
+def test_optuna_search_after_one_pretraining(tmp_path):
+    """A search: Optuna proposes 3 configurations inside their ranges, each runs on
+    both seeds, all adapting from one pretraining run on the pinned split (A.2)."""
+    path = tmp_path / "search.yaml"
+    lines = ["gin: gin/point_nav_iwpl.gin", "bindings:", *[f"  - {b}" for b in TINY],
+             "pretrain: {seed: 0}", "search:",
+             "  IWPA.alpha: {loguniform: [0.001, 10]}", "  IWPA.num_samples: {choice: [8, 16]}",
+             "num_samples: 3", "seeds: [0, 1]", "metric: adapt/IW/after_exploration",
+             "max_concurrent: 2"]
+    path.write_text("\n".join(lines) + "\n")
+    runs = tmp_path / "runs"
+    proc = run_cli("iwx.sweep", [str(path), "--runs-dir", str(runs), "--no-progress"],
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = [(r, read_json(r / "run.json")["meta"], read_json(r / "config.json"))
+               for r in completed(runs)]
+    pretrain = [r for r, meta, _ in records if meta["sweep"]["trial"] == "pretrain"]
+    assert len(pretrain) == 1 and len(records) == 7
+    model = next((runs / "_sweeps").iterdir()) / "pretrained.pt"
+    assert model.read_bytes() == (pretrain[0] / "model.pt").read_bytes()
+    for run, meta, config in records:
+        bindings = config["bindings"]
+        assert bindings["PointNavTasks"]["seed"] == 0          # one split for every run
+        if run in pretrain:
+            assert bindings["pretrain_and_adapt"]["variants"] == {}
+            continue
+        assert bindings["pretrain_and_adapt"]["pretrained"] == str(model)
+        assert 0.001 <= bindings["IWPA"]["alpha"] <= 10
+        assert bindings["IWPA"]["num_samples"] in (8, 16)
+        assert meta["sweep"]["params"]["IWPA.alpha"] == bindings["IWPA"]["alpha"]
+    data = read_json(model.parent / "summary.json")
+    assert data["complete"] and data["pretrain_run"] == pretrain[0].name
+    assert len(data["configurations"]) == 3 and all(c["n"] == 2 for c in data["configurations"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_checks(path):
+    """The appendix-A grids in sweeps/ parse, and every binding exists in their gin file."""
+    from iwx.tuning.spec import check_bindings, load
+
+    spec = load(path)
+    facts = check_bindings(spec)
+    assert spec.seeds == (0, 1, 2)
+    if spec.metric.startswith("adapt/"):
+        assert spec.metric.split("/")[1] in facts["variants"]

@@ -188,9 +188,9 @@ def _resolve(name: str, base: Path) -> Path:
                     f"{base} and {base.parent})")
 
 
-def load(path: str | Path) -> SweepSpec:
+def load(path: str | Path, gin_override=None) -> SweepSpec:
     """Read and check a sweep file's structure (gin bindings are checked by
-    :func:`check_bindings`)."""
+    :func:`check_bindings`). ``gin_override``: gin files replacing the file's ``gin:``."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"sweep file not found: {path}")
@@ -209,7 +209,7 @@ def load(path: str | Path) -> SweepSpec:
         if required not in raw:
             raise SpecError(f"{where(required)}: missing (required)")
 
-    gin = raw["gin"]
+    gin = list(gin_override) if gin_override else raw["gin"]
     gin_list = [gin] if isinstance(gin, str) else gin
     if not isinstance(gin_list, list) or not gin_list or not all(isinstance(g, str) for g in gin_list):
         raise SpecError(f"{where('gin')}: expected a gin file path or a list of them")
