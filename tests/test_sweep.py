@@ -56,8 +56,10 @@ def mongo_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
     server = db_module.start_server(tmp / "db", port=0)
     try:
+        # Dense reward: every curve moves, so the report's numbers are worth checking.
         spec = sweep_file(tmp / "grid.yaml", {"IWPA.alpha": [0.03, 0.3],
-                                              "IWPL.critic_lr, IWPL.prior_lr": [0.001, 0.003]})
+                                              "IWPL.critic_lr, IWPL.prior_lr": [0.001, 0.003]},
+                          bindings=[*TINY, "PointNavVec.sparse = False"])
         runs = tmp / "runs"
         proc = run_cli("iwx.sweep", [str(spec), "--runs-dir", str(runs), "--mongo", server.url,
                                      "--no-progress"], timeout=600)
@@ -278,3 +280,38 @@ def test_every_shipped_sweep_file_checks(path):
     assert spec.seeds == (0, 1, 2)
     if spec.metric.startswith("adapt/"):
         assert spec.metric.split("/")[1] in facts["variants"]
+
+
+def test_report_on_the_sweep_from_mongodb_matches_the_records(mongo_sweep, tmp_path):
+    """``iwx.report`` on the sweep's runs, read from MongoDB, draws the same series as
+    from the file store, and one line checked by hand against the recorded metrics:
+    per (run, task) curve, trailing window 5 (appendix A.2, point navigation), mean and
+    Student-t 95% interval across units."""
+    url, sweep_id = mongo_sweep["server"].url, mongo_sweep["sweep_id"]
+    outs = {}
+    for name, source in (("mongo", url), ("files", str(mongo_sweep["runs"]))):
+        outs[name] = tmp_path / name
+        proc = run_cli("iwx.report", [source, "--sweep", sweep_id, "--group-by", "IWPA.alpha",
+                                      "--out", str(outs[name])], timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        for figure in ("adaptation.png", "adaptation.svg", "training.png", "training.svg"):
+            assert (outs[name] / figure).stat().st_size > 1000, figure
+    mongo, files = (read_json(outs[n] / "report.json") for n in ("mongo", "files"))
+    strip = lambda lines: [{k: v for k, v in line.items() if k != "run_ids"} for line in lines]  # noqa: E731
+    assert strip(mongo["adaptation"]) == strip(files["adaptation"])
+    line = next(l for l in files["adaptation"]
+                if l["group"] == "IWPA.alpha=0.03" and l["variant"] == "Shared Q + IW")
+    assert line["unit"] == "(run, task)" and line["window"] == 5 and line["runs"] == 4
+    curves = []
+    for run in completed(mongo_sweep["runs"]):
+        if read_json(run / "config.json")["bindings"]["IWPA"]["alpha"] != 0.03:
+            continue
+        metrics = read_json(run / "metrics.json")
+        for name in sorted(m for m in metrics if m.startswith("adapt/Shared Q + IW/return/task_")):
+            values = np.asarray(metrics[name]["values"])
+            curves.append([values[max(0, e - 4):e + 1].mean() for e in range(len(values))])
+    curves = np.asarray(curves)                       # [units, episodes], smoothed
+    assert curves.shape == (line["units"], 3) and curves.std() > 0
+    half = stats.t.ppf(0.975, len(curves) - 1) * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
+    assert line["mean"] == pytest.approx(curves.mean(axis=0).tolist())
+    assert line["ci95"] == pytest.approx(half.tolist())
