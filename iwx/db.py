@@ -10,7 +10,8 @@
 ``start`` launches SecantusDB (``secantusd-py``, a MongoDB wire-protocol server from
 PyPI) detached in the background, storing data in ``DIR/data``, its log in
 ``DIR/server.log`` and ``{pid, port, host, url, db, started}`` in ``DIR/server.json``;
-it prints the URL to give Sacred's MongoObserver (``export IWX_MONGO_URL=...``).
+it prints the URL for ``iwx.run --mongo`` and ``iwx.sweep --mongo``
+(``export IWX_MONGO_URL=...``).
 DIR defaults to ``$IWX_DB_DIR`` or ``.iwx/db``. ``omniboard`` installs Omniboard
 2.16.1 with npm once (into ``$IWX_OMNIBOARD_DIR`` or ``~/.cache/iwx/omniboard-2.16.1``)
 and runs it in the foreground against the server.
