@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -309,7 +310,8 @@ def main(argv=None) -> int:
         footer = ("\n\nBest configuration: " + top["label"]
                   + f" ({top['mean']:.3f} ± {top['ci95']:.3f}).\nOn the held-out tasks:\n\n"
                   + "    python -m iwx.run " + " ".join(f"--gin {g}" for g in spec.gin_files)
-                  + "".join(f" --gin_param '{b}'" for b in [*spec.bindings, *best_bindings])
+                  + "".join(f" --gin_param {shlex.quote(b)}"
+                            for b in [*spec.bindings, *best_bindings])
                   + " --seed 0\n")
     (folder / "summary.md").write_text(header + text + footer)
     (folder / "summary.json").write_text(json.dumps(data, indent=1, default=str))
@@ -317,7 +319,8 @@ def main(argv=None) -> int:
         _mongo_write_summary(args.mongo, {"_id": sweep_id, "file": str(spec.path),
                                           "yaml": spec.text, "table": text, **data})
     print("\n" + header + text + footer)
-    print(f"[iwx.sweep] wrote {folder}/summary.md and summary.json")
+    print(f"[iwx.sweep] wrote {folder}/summary.md and summary.json "
+          f"({(time.monotonic() - started) / 60:.1f} min)")
     if interrupted:
         print(f"[iwx.sweep] interrupted with {unfinished} results missing; run the same "
               f"command again to resume sweep {sweep_id}", file=sys.stderr)
