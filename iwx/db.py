@@ -251,6 +251,18 @@ def ensure_omniboard(cache_dir: str | os.PathLike | None = None) -> Path:
         raise DatabaseError("Omniboard needs Node.js and npm on PATH (node >= 18); install "
                             "them (e.g. from https://nodejs.org or your package manager) and retry.")
     cache.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    # Two processes (two test workers, two users) must not npm-install into one prefix
+    # at once: the second waits for the first, then finds Omniboard installed.
+    with open(cache / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists():
+            return exe
+        return _npm_install_omniboard(npm, cache, exe)
+
+
+def _npm_install_omniboard(npm: str, cache: Path, exe: Path) -> Path:
     print(f"Installing Omniboard {OMNIBOARD_VERSION} into {cache} with npm "
           "(about a minute, only the first time)...", file=sys.stderr, flush=True)
     t0 = time.monotonic()

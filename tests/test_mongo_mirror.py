@@ -8,7 +8,6 @@ real command line, kill the server mid-run, and re-sync.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess

@@ -169,17 +169,6 @@ def test_invalid_value_fails_before_training(tmp_path):
     assert metrics == {}  # failed at construction, before a single update
 
 
-def test_unreachable_mongodb_never_decides_whether_a_run_lives(tmp_path):
-    """With --mongo pointing at nothing, the run completes into the file store and says so."""
-    start = time.monotonic()
-    proc = iwx_run(tmp_path, extra=["--mongo", "mongodb://127.0.0.1:9/iwx"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "did not answer" in proc.stderr and "file store only" in proc.stderr
-    assert time.monotonic() - start < 60
-    (run,) = run_dirs(tmp_path)
-    assert read_json(run / "run.json")["status"] == "COMPLETED"
-
-
 @pytest.mark.parametrize("critic, extra, variants", [
     # ψ(s, a)ᵀ f(g): the goal descriptor is a training-time observation only
     ("@GoalFeatureCritic", ["PointNavVec.expose_goal = True"], ("Shared Q + IW", "IW")),

@@ -335,8 +335,9 @@ class MirrorObserver(RunObserver):
         self._sync()
 
     def _final(self):
+        was_down = self._down
         ok = self._sync()
-        if not ok:   # one more try: a single lost packet should not need a manual resync
+        if not ok and not was_down:   # one more try: a lost packet should not need a resync
             ok = self._sync()
         if ok:
             print(f"[iwx] mirrored into MongoDB {self.url} as run {self.mongo_id}", flush=True)
