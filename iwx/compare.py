@@ -38,6 +38,7 @@ os.environ.setdefault("MUJOCO_GL", "disable")  # this process never renders
 import numpy as np  # noqa: E402
 
 from iwx import analysis  # noqa: E402
+from iwx.experiment.store import completed_runs  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -71,22 +72,6 @@ def method_label(gin_file: str) -> str:
         if stem.startswith(task + "_"):
             return stem[len(task) + 1:]
     return stem
-
-
-def completed_runs(runs_dir: Path) -> dict[str, Path]:
-    """{configuration key: run folder} of the COMPLETED runs of a Sacred file store."""
-    found = {}
-    if not runs_dir.is_dir():
-        return found
-    for run in runs_dir.iterdir():
-        try:
-            status = json.loads((run / "run.json").read_text())["status"]
-            key = json.loads((run / "info.json").read_text())["checkpoint_key"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if status == "COMPLETED" and (run / "results.json").is_file():
-            found[key] = run
-    return found
 
 
 def run_key(gin_file: str, seed: int, gin_params) -> str | None:

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from iwx.experiment.mongo import ping  # re-exported: iwx.db.ping
+
 OMNIBOARD_VERSION = "2.16.1"
 DEFAULT_DIR = ".iwx/db"
 STATE_FILE = "server.json"
@@ -147,21 +149,6 @@ def find_secantusd() -> str:
 def mongo_url(host: str, port: int, db: str = "iwx") -> str:
     """``mongodb://HOST:PORT/DB``."""
     return f"mongodb://{host}:{port}/{db}"
-
-
-def ping(url: str, timeout_ms: int = 1000) -> bool:
-    """Whether a MongoDB server answers ``ping`` at ``url`` within ``timeout_ms``."""
-    import pymongo
-
-    client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms,
-                                 connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms)
-    try:
-        client.admin.command("ping")
-        return True
-    except pymongo.errors.PyMongoError:
-        return False
-    finally:
-        client.close()
 
 
 @dataclass

@@ -30,7 +30,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from iwx.experiment.mirror import Mirror, SyncError, check_url, database, ping, run_dirs
+    from iwx.experiment.mirror import Mirror, SyncError
+    from iwx.experiment.mongo import check_url, database, ping
+    from iwx.experiment.store import run_dirs
 
     if not args.mongo:
         print("iwx.resync: no MongoDB given: pass --mongo URL or set IWX_MONGO_URL",

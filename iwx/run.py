@@ -69,7 +69,7 @@ def execute(args, meta: dict | None = None) -> dict | None:
     from iwx.experiment.gin_config import ConfigError, flat_bindings, parse
 
     if args.mongo:
-        from iwx.experiment.mirror import check_url
+        from iwx.experiment.mongo import check_url
 
         problem = check_url(args.mongo)
         if problem:

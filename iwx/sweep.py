@@ -20,6 +20,7 @@ a Ray cluster.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ def parse_args(argv=None):
 
 def _mongo_write_summary(url: str, doc: dict) -> None:
     """Also keep the sweep's summary in MongoDB (collection ``sweeps``), bounded."""
-    from iwx.experiment.mirror import database
+    from iwx.experiment.mongo import database
 
     client, db = database(url)
     try:
@@ -66,31 +67,17 @@ def _mongo_write_summary(url: str, doc: dict) -> None:
         client.close()
 
 
-def _pretrain(spec, setup_bindings, gin_path: Path, runs_dir: Path, args, sweep_id: str,
-              tasks_name: str):
+def _pretrain(setup, seed: int, no_progress: bool) -> tuple[str, bytes]:
     """Appendix A.2: pretrain once (variants = {}), adapt from it in every trial.
     Reuses this sweep's completed pretraining run when there is one."""
-    from iwx.experiment.gin_config import parse
-    from iwx.run import effective_params, execute
-    from iwx.tuning.trial import completed_run
+    from iwx.tuning.trial import run_seed
 
-    seed = spec.pretrain_seed
-    bindings = [*setup_bindings, "pretrain_and_adapt.variants = {}"]
-    key = parse([str(gin_path)], effective_params(bindings, args.no_progress)).key(seed)
-    done = completed_run(runs_dir, sweep_id, key)
-    if done is None:
-        print(f"[iwx.sweep] pretraining once (seed {seed}) for every trial ...", flush=True)
-        record = execute(argparse.Namespace(
-            gin=[str(gin_path)], gin_param=bindings, seed=seed, mongo=args.mongo,
-            runs_dir=str(runs_dir), fresh=False, no_progress=args.no_progress, video=False,
-            tag=[sweep_id, "pretrain"]),
-            meta={"sweep": {"id": sweep_id, "trial": "pretrain", "params": {}}})
-        if record is None:
-            raise RuntimeError("the pretraining run's configuration failed")
-        done = Path(record["run_dir"])
-    else:
-        print(f"[iwx.sweep] reusing pretraining run {done.name}", flush=True)
-    return done.name, (done / "model.pt").read_bytes()
+    print(f"[iwx.sweep] pretraining once (seed {seed}) for every trial ...", flush=True)
+    out = run_seed(setup, {}, seed, "pretrain", ["pretrain_and_adapt.variants = {}"],
+                   tags=("pretrain",), no_progress=no_progress)
+    if out["reused"]:
+        print(f"[iwx.sweep] reusing pretraining run {out['run_id']}", flush=True)
+    return out["run_id"], (Path(setup.runs_dir) / out["run_id"] / "model.pt").read_bytes()
 
 
 def _trial_records(result_grid, axes) -> list[dict]:
@@ -110,51 +97,6 @@ def _trial_records(result_grid, axes) -> list[dict]:
             record["run_ids"][s] = r
         records.append(record)
     return records
-
-
-class _Progress:
-    """A Ray Tune callback: a bar over trials and one line per finished trial."""
-
-    def __new__(cls, *a, **k):
-        from ray import tune
-
-        class Progress(tune.Callback):
-            def __init__(self, total: int, disable: bool, keys: list[str]):
-                self.total, self.disable, self.keys, self._bar = total, disable, keys, None
-
-            def __getstate__(self):   # Tune pickles its run config; a bar does not pickle
-                return {**self.__dict__, "_bar": None}
-
-            def describe(self, trial) -> str:
-                config = trial.config or {}
-                params = config.get("params", {})
-                text = ", ".join(f"{k}={params.get(f'p{i}')}" for i, k in enumerate(self.keys))
-                return text + (f", seed {config['seed']}" if "seed" in config else "")
-
-            def setup(self, **info):
-                self.bar  # noqa: B018  (the bar shows from the start)
-
-            @property
-            def bar(self):
-                if self._bar is None:
-                    from tqdm.auto import tqdm
-
-                    self._bar = tqdm(total=self.total, desc="trials", unit="trial",
-                                     disable=self.disable, dynamic_ncols=True)
-                return self._bar
-
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                r = trial.last_result or {}
-                self.bar.update(1)
-                scores = ", ".join(f"{v:.3f}" for v in r.get("scores", []))
-                self.bar.write(f"  {self.describe(trial)}: {scores} (run {', '.join(r.get('run_ids', []))}"
-                               f"{', already done' if all(r.get('reused') or [False]) else ''})")
-
-            def on_trial_error(self, iteration, trials, trial, **info):
-                self.bar.update(1)
-                self.bar.write(f"  {self.describe(trial)}: FAILED (log: {trial.local_path})")
-
-        return Progress(*a, **k)
 
 
 def main(argv=None) -> int:
@@ -177,7 +119,7 @@ def main(argv=None) -> int:
         print(f"iwx.sweep: {exc}", file=sys.stderr)
         return 2
     if args.mongo:
-        from iwx.experiment.mirror import check_url
+        from iwx.experiment.mongo import check_url
 
         problem = check_url(args.mongo)
         if problem:
@@ -205,18 +147,16 @@ def main(argv=None) -> int:
     (folder / "sweep.yaml").write_text(spec.text)
     gin_text = "\n".join(flattened_text(p) for p in spec.gin_files)
     gin_name = spec.gin_files[-1].name      # keeps the task_method stem for iwx.report
-    gin_path = folder / gin_name
-    gin_path.write_text(gin_text)
     bindings = spec.fixed_bindings()
-    pretrain_run, model = None, None
     if spec.pretrain_seed is not None:
         bindings.append(f"{facts['tasks']}.seed = {spec.pretrain_seed}")  # one split for all
-        pretrain_run, model = _pretrain(spec, bindings, gin_path, runs_dir, args, sweep_id,
-                                        facts["tasks"])
     setup = TrialSetup(sweep_id=sweep_id, gin_name=gin_name, gin_text=gin_text,
                        bindings=tuple(bindings), axes=spec.axes, seeds=spec.seeds,
-                       metric=spec.metric, runs_dir=str(runs_dir), mongo=args.mongo,
-                       pretrained=model)
+                       metric=spec.metric, runs_dir=str(runs_dir), mongo=args.mongo)
+    pretrain_run = None
+    if spec.pretrain_seed is not None:
+        pretrain_run, model = _pretrain(setup, spec.pretrain_seed, args.no_progress)
+        setup = dataclasses.replace(setup, pretrained=model)
 
     import ray
     from ray import tune
@@ -224,6 +164,7 @@ def main(argv=None) -> int:
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from iwx.tuning import summary
+    from iwx.tuning.progress import TrialProgress
     from iwx.tuning.trial import run_trial
 
     ray.init(address=address, num_cpus=None if address else os.cpu_count(),
@@ -263,8 +204,8 @@ def main(argv=None) -> int:
                     reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
                 run_config=tune.RunConfig(
                     name=sweep_id, storage_path=str(runs_dir / "_sweeps"), verbose=0,
-                    callbacks=[_Progress(n_trials, args.no_progress,
-                                         [a.key for a in spec.axes]),
+                    callbacks=[TrialProgress(n_trials, args.no_progress,
+                                             [a.key for a in spec.axes]),
                                JsonLoggerCallback(), CSVLoggerCallback()],
                     failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()

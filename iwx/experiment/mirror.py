@@ -39,44 +39,13 @@ from pathlib import Path
 import pymongo
 from sacred.observers import RunObserver
 
-# Every call is bounded: a dead server fails within ~2 s, a hung one within 10 s.
-TIMEOUTS = {"serverSelectionTimeoutMS": 2000, "connectTimeoutMS": 2000,
-            "socketTimeoutMS": 10000}
+from iwx.experiment.mongo import database
+
 FORMAT = "MongoObserver-0.7.0"   # the run-document layout Sacred 0.8.7 writes (Omniboard reads it)
 
 
 class SyncError(Exception):
     """A run folder could not be read completely (e.g. caught mid-write); retry later."""
-
-
-def database(url: str, timeout_ms: int | None = None):
-    """(client, database) for a MongoDB URL; the database is the URL's path or 'iwx'."""
-    options = dict(TIMEOUTS)
-    if timeout_ms is not None:
-        options["serverSelectionTimeoutMS"] = timeout_ms
-    name = pymongo.uri_parser.parse_uri(url).get("database") or "iwx"
-    client = pymongo.MongoClient(url, **options)
-    return client, client[name]
-
-
-def check_url(url: str) -> str | None:
-    """None when ``url`` is a well-formed MongoDB URL, else what is wrong with it."""
-    try:
-        pymongo.uri_parser.parse_uri(url)
-    except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
-        return f"{url!r} is not a MongoDB URL ({exc}); expected mongodb://HOST:PORT/DB"
-    return None
-
-
-def ping(url: str, timeout_ms: int = 2000) -> bool:
-    client, db = database(url, timeout_ms)
-    try:
-        client.admin.command("ping")
-        return True
-    except pymongo.errors.PyMongoError:
-        return False
-    finally:
-        client.close()
 
 
 def _json(path: Path, default=None):
@@ -116,14 +85,6 @@ def run_uid(run: dict, run_dir: Path) -> str:
         return uid
     where = f"{socket.gethostname()}:{Path(run_dir).resolve()}:{run.get('start_time')}"
     return "path-" + hashlib.sha256(where.encode()).hexdigest()[:32]
-
-
-def run_dirs(runs_dir: Path) -> list[Path]:
-    """Run folders of a Sacred file store (named by their integer id), in id order."""
-    if not Path(runs_dir).is_dir():
-        return []
-    return sorted((p for p in Path(runs_dir).iterdir() if p.is_dir() and p.name.isdigit()),
-                  key=lambda p: int(p.name))
 
 
 class Mirror:

@@ -46,7 +46,8 @@ def mongo_observer(url: str, runs_dir: str | Path):
     A server that does not answer now is reported and retried at every heartbeat:
     the run goes on either way, recorded in the file store.
     """
-    from iwx.experiment.mirror import MirrorObserver, ping
+    from iwx.experiment.mirror import MirrorObserver
+    from iwx.experiment.mongo import ping
 
     if not ping(url):
         print(f"[iwx] MongoDB at {url} does not answer now; recording to the file store "

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
-DEFAULT_DB = "iwx"
 MONGO_TIMEOUT_MS = 3000
 
 Metrics = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -160,11 +159,36 @@ def _read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def run_dirs(runs_dir: str | Path) -> list[Path]:
+    """Run folders of a Sacred file store (named by their integer id), in id order."""
+    if not Path(runs_dir).is_dir():
+        return []
+    return sorted((p for p in Path(runs_dir).iterdir() if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+
+
+def completed_runs(runs_dir: str | Path, sweep: str | None = None) -> dict[str, Path]:
+    """{configuration key: run folder} of the COMPLETED runs of a file store that wrote
+    their ``results.json`` (of one sweep when ``sweep`` is given); the newest run wins.
+    The key is ``info.checkpoint_key``: the same files, bindings and seed give the same
+    key, which is how ``iwx.compare`` and sweeps avoid running a configuration twice."""
+    found = {}
+    for run in run_dirs(runs_dir):
+        record = _read_json(run / "run.json")
+        if not isinstance(record, dict) or record.get("status") != "COMPLETED":
+            continue
+        of_sweep = ((record.get("meta") or {}).get("sweep") or {}).get("id")
+        if sweep is not None and of_sweep != sweep:
+            continue
+        key = (_read_json(run / "info.json", {}) or {}).get("checkpoint_key")
+        if key and (run / "results.json").is_file():
+            found[key] = run
+    return found
+
+
 def _load_file_store(root: Path, selection: _Selection) -> list[RecordedRun]:
     runs = []
-    for folder in root.iterdir():
-        if not (folder.name.isdigit() and folder.is_dir()):
-            continue
+    for folder in run_dirs(root):
         record = _read_json(folder / "run.json")
         if not isinstance(record, dict):   # being created, or not a Sacred run
             continue
@@ -200,15 +224,14 @@ def _file_fetcher(folder: Path) -> Callable[[str], bytes | None]:
 def mongo_database(url: str, timeout_ms: int = MONGO_TIMEOUT_MS):
     """(client, database) of ``url`` once the server answered a ping within
     ``timeout_ms``; raises :class:`StoreError` with what to check otherwise."""
-    import pymongo
-    from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+    from pymongo.errors import PyMongoError
 
-    try:
-        db_name = pymongo.uri_parser.parse_uri(url).get("database") or DEFAULT_DB
-        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=timeout_ms,
-                                     connectTimeoutMS=timeout_ms)
-    except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise StoreError(f"bad MongoDB URL {url!r}: {exc}") from None
+    from iwx.experiment.mongo import check_url, database
+
+    problem = check_url(url)
+    if problem:
+        raise StoreError(f"bad MongoDB URL: {problem}")
+    client, db = database(url, timeout_ms)
     try:
         client.admin.command("ping")
     except PyMongoError as exc:
@@ -216,7 +239,7 @@ def mongo_database(url: str, timeout_ms: int = MONGO_TIMEOUT_MS):
         raise StoreError(f"MongoDB at {url} did not answer within {timeout_ms} ms "
                          f"({type(exc).__name__}); is the server running? "
                          f"(python -m iwx.db status)") from None
-    return client, client[db_name]
+    return client, db
 
 
 def _mongo_query(selection: _Selection) -> dict:

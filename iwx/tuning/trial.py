@@ -74,42 +74,27 @@ def metric_value(results: dict, metric: str) -> float:
     return float(s["last3_mean"] if stat == "last3" else s["post_exploration_mean"])
 
 
-def completed_run(runs_dir: Path, sweep_id: str, key: str) -> Path | None:
-    """A COMPLETED file-store run of this sweep with this configuration key."""
-    from iwx.experiment.mirror import run_dirs
-
-    for run in reversed(run_dirs(runs_dir)):
-        try:
-            record = json.loads((run / "run.json").read_text())
-            if record.get("status") != "COMPLETED" \
-                    or (record.get("meta", {}).get("sweep") or {}).get("id") != sweep_id:
-                continue
-            if json.loads((run / "info.json").read_text()).get("checkpoint_key") == key \
-                    and (run / "results.json").is_file():
-                return run
-        except (OSError, ValueError):
-            continue
-    return None
-
-
 def run_seed(setup: TrialSetup, params: dict, seed: int, trial_name: str,
-             extra_bindings=()) -> dict:
-    """One recorded run of a configuration on a seed (or the completed one)."""
+             extra_bindings=(), *, tags=(), no_progress: bool = True) -> dict:
+    """One recorded run of a configuration (``params``: {axis key: value}; axes it
+    leaves out keep the gin file's value) on a seed, or the completed one."""
     from iwx.experiment.gin_config import parse
+    from iwx.experiment.store import completed_runs
     from iwx.run import effective_params, execute
 
     gin_path = write_once(setup.folder / setup.gin_name, setup.gin_text.encode())
-    point = [b for axis in setup.axes for b in axis.gin(params[axis.key])]
+    point = [b for axis in setup.axes if axis.key in params for b in axis.gin(params[axis.key])]
     bindings = [*setup.bindings, *extra_bindings, *point]
     runs_dir = Path(setup.runs_dir)
-    key = parse([str(gin_path)], effective_params(bindings, no_progress=True)).key(seed)
-    done = completed_run(runs_dir, setup.sweep_id, key)
+    key = parse([str(gin_path)], effective_params(bindings, no_progress)).key(seed)
+    done = completed_runs(runs_dir, sweep=setup.sweep_id).get(key)
     if done is not None:
         results = json.loads((done / "results.json").read_text())
         return {"run_id": done.name, "reused": True, "results": results}
     args = argparse.Namespace(gin=[str(gin_path)], gin_param=bindings, seed=seed,
                               mongo=setup.mongo, runs_dir=str(runs_dir), fresh=False,
-                              no_progress=True, video=False, tag=[setup.sweep_id])
+                              no_progress=no_progress, video=False,
+                              tag=[setup.sweep_id, *tags])
     record = execute(args, meta={"sweep": {"id": setup.sweep_id, "trial": trial_name,
                                            "params": {k: _plain(v) for k, v in params.items()}}})
     if record is None:
