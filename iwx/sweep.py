@@ -172,7 +172,6 @@ def main(argv=None) -> int:
              ignore_reinit_error=True)
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
                                     {"cpu": spec.resources["cpu"], "gpu": spec.resources["gpu"]})
-    interrupted = False
     try:
         if tune.Tuner.can_restore(str(folder)):
             print(f"[iwx.sweep] resuming {folder}", flush=True)
@@ -210,7 +209,6 @@ def main(argv=None) -> int:
                     failure_config=tune.FailureConfig(max_failures=0)))
         results = tuner.fit()
     except KeyboardInterrupt:
-        interrupted = True
         results = None
     finally:
         ray.shutdown()
@@ -229,22 +227,21 @@ def main(argv=None) -> int:
     unfinished = expected - done
     # Ray Tune returns normally after a Ctrl+C (it saves its state first): an incomplete
     # sweep without failed trials was interrupted.
-    interrupted = interrupted or (unfinished > 0 and failed == 0)
+    interrupted = unfinished > 0 and failed == 0
     data.update({"sweep_id": sweep_id, "file": str(spec.path), "split": spec.split,
                  "seeds": list(spec.seeds), "pretrain_run": pretrain_run,
                  "missing_results": unfinished, "failed_trials": failed,
                  "complete": unfinished == 0})
     top = data["best"]
     header = (f"# Sweep {sweep_id}\n\n" + (f"{spec.description}\n\n" if spec.description else "")
-              + 
-              f"{spec.metric} on the {_tasks_of(spec)} tasks, mean ± 95% CI (Student t) over "
+              + f"{spec.metric} on the {_tasks_of(spec)} tasks, mean ± 95% CI (Student t) over "
               f"seeds {list(spec.seeds)}; {len(records)} trials"
               + (f", pretrained once by run {pretrain_run}" if pretrain_run else "") + ".\n\n"
               + (f"**Incomplete: {unfinished} of {expected} (configuration, seed) results are "
                  "missing.**\n\n" if unfinished else ""))
     footer = ""
     if top is not None:
-        best_bindings = [b for a in spec.axes for b in a.gin(top["params"][a.key])]
+        best_bindings = spec.point_bindings(top["params"])
         if pretrain_run is not None:    # adapt from the same π0 / ψ, on the same split
             best_bindings += [f"pretrain_and_adapt.pretrained = '{folder / 'pretrained.pt'}'",
                               f"{facts['tasks']}.seed = {spec.pretrain_seed}"]

@@ -109,14 +109,17 @@ class SweepSpec:
                 for combo in itertools.product(*(a.values for a in self.axes))]
 
     def point_bindings(self, point: dict) -> list[str]:
-        out = []
-        for axis in self.axes:
-            out += axis.gin(point[axis.key])
-        return out
+        return point_bindings(self.axes, point)
 
     def fixed_bindings(self) -> list[str]:
         """The file's bindings plus the adaptation split."""
         return [*self.bindings, f"pretrain_and_adapt.adapt_on = '{self.split}'"]
+
+
+def point_bindings(axes, point: dict) -> list[str]:
+    """The gin bindings of one configuration ({axis key: value}); axes it leaves out
+    keep the gin file's value."""
+    return [b for axis in axes if axis.key in point for b in axis.gin(point[axis.key])]
 
 
 def render(value) -> str:

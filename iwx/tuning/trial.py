@@ -81,9 +81,10 @@ def run_seed(setup: TrialSetup, params: dict, seed: int, trial_name: str,
     from iwx.experiment.gin_config import parse
     from iwx.experiment.store import completed_runs
     from iwx.run import effective_params, execute
+    from iwx.tuning.spec import point_bindings
 
     gin_path = write_once(setup.folder / setup.gin_name, setup.gin_text.encode())
-    point = [b for axis in setup.axes if axis.key in params for b in axis.gin(params[axis.key])]
+    point = point_bindings(setup.axes, params)
     bindings = [*setup.bindings, *extra_bindings, *point]
     runs_dir = Path(setup.runs_dir)
     key = parse([str(gin_path)], effective_params(bindings, no_progress)).key(seed)
