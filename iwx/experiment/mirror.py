@@ -97,15 +97,18 @@ class Mirror:
         self.runs, self.metrics = db["runs"], db["metrics"]
         self.fs = gridfs.GridFS(db)
         # What this process already wrote, so a heartbeat re-sends only what changed:
-        # metric name -> points, artifact name -> (size, mtime_ns, file_id).
+        # metric name -> points, artifact name -> (size, mtime_ns, file_id), and the
+        # GridFS id of each stored source file (its name carries its MD5: it never changes).
         self._metric_points: dict[tuple[int, str], int] = {}
         self._artifact_stat: dict[tuple[int, str], tuple] = {}
+        self._source_ids: dict[tuple[str, Path], object] = {}
         self._indexed = False
 
     def forget(self) -> None:
         """Drop the cache (after a failed sync the database state is unknown)."""
         self._metric_points.clear()
         self._artifact_stat.clear()
+        self._source_ids.clear()
 
     def _ensure_indexes(self) -> None:
         if self._indexed:
@@ -147,12 +150,16 @@ class Mirror:
         out = []
         for name, stored in experiment.get("sources", []):
             path = runs_dir / stored
-            if not path.is_file():
-                continue
-            md5 = md5_of(path)
             filename = os.path.join(experiment.get("base_dir", ""), name)
-            found = self.fs.find_one({"filename": filename, "md5": md5})
-            out.append([name, found._id if found is not None else self._put(path, filename, md5)])
+            key = (filename, path)
+            if key not in self._source_ids:
+                if not path.is_file():
+                    continue
+                md5 = md5_of(path)
+                found = self.fs.find_one({"filename": filename, "md5": md5})
+                self._source_ids[key] = found._id if found is not None \
+                    else self._put(path, filename, md5)
+            out.append([name, self._source_ids[key]])
         return out
 
     def _artifacts(self, run_id: int, names: list[str], run_dir: Path,
