@@ -48,7 +48,9 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from iwx.agents.iwpl import IWPL, masked_mean, task_rows, to_torch  # noqa: E402
+from iwx.agents.base import task_rows, to_torch  # noqa: E402
+from iwx.agents.iwpl import IWPL  # noqa: E402
+from iwx.ops.reduce import masked_mean  # noqa: E402
 from iwx.agents.temperature import FixedTemperature  # noqa: E402
 from iwx.envs.point_nav import PointNavTasks, PointNavVec  # noqa: E402
 from iwx.envs.suite import SUITE  # noqa: E402

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from iwx.agents.iwpl import to_torch
+from iwx.agents.base import to_torch
 from iwx.agents.pearl import PEARL, PEARLAdaptation, pearl_adaptation
 from iwx.nets.context import ContextCritic, ContextEncoder
 from iwx.nets.policy import GaussianPolicy

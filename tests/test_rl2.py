@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from iwx.agents.iwpl import to_torch
+from iwx.agents.base import to_torch
 from iwx.agents.rl2 import RL2, RL2Adaptation, rl2_adaptation
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
 from iwx.nets.torso import Torso

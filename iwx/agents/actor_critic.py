@@ -38,10 +38,11 @@ import gin
 import torch
 
 from iwx.agents.acting import gaussian_action, reparameterised_samples
-from iwx.agents.iwpl import task_rows, to_torch
+from iwx.agents.base import task_rows, to_torch
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
-from iwx.ops.policy import distral_soft_value, gaussian_kl, masked_mean, svg0_policy_loss
+from iwx.ops.policy import distral_soft_value, gaussian_kl, svg0_policy_loss
+from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
 
 

@@ -21,9 +21,10 @@ import torch
 
 from iwx.agents.acting import (importance_weighted_action, prior_action,
                                score_prior_samples, soft_target)
-from iwx.agents.iwpl import masked_mean, to_torch
+from iwx.agents.base import to_torch
 from iwx.nets.critics import AdaptedFeatureCritic, PerTaskCritic
 from iwx.ops.importance import soft_value_logmeanexp
+from iwx.ops.reduce import masked_mean
 
 
 @gin.configurable

@@ -16,30 +16,13 @@ import torch
 
 from iwx.agents.acting import (importance_weighted_action, prior_action,
                                score_prior_samples, soft_target)
+from iwx.agents.base import task_rows, to_torch
 from iwx.agents.temperature import FixedTemperature
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.prior import GaussianPrior
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
                                 soft_value_logmeanexp)
-
-
-def to_torch(tree, device):
-    if isinstance(tree, dict):
-        return {k: to_torch(v, device) for k, v in tree.items()}
-    return torch.as_tensor(np.asarray(tree), device=device)
-
-
-def task_rows(value: torch.Tensor, rows: int, key: str | None) -> torch.Tensor | None:
-    """The task input of each leading row (constant along the other axes)."""
-    if key is None:
-        return None
-    if key == "task_id":
-        return value.reshape(rows, -1)[:, 0]
-    return value.reshape(rows, -1, value.shape[-1])[:, 0]
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+from iwx.ops.reduce import masked_mean
 
 
 @gin.configurable

@@ -33,17 +33,12 @@ import torch
 
 from iwx.agents.acting import reparameterised_samples
 from iwx.agents.actor_critic import frozen
+from iwx.agents.base import to_torch
 from iwx.agents.iwpa import fresh_critic
-from iwx.agents.iwpl import masked_mean, to_torch
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import gaussian_kl
-
-
-def per_problem_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Σ_p [Σ mask_p x_p / Σ mask_p]: x, mask [P, ...] -> scalar."""
-    dims = tuple(range(1, x.dim()))
-    return ((x * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)).sum()
+from iwx.ops.reduce import masked_mean, per_problem_mean
 
 
 @gin.configurable

@@ -56,11 +56,12 @@ import gin
 import numpy as np
 import torch
 
-from iwx.agents.iwpl import to_torch
+from iwx.agents.base import to_torch
 from iwx.nets.context import ContextCritic, ContextEncoder, context_transitions, rows_like
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.bottleneck import gaussian_latent_kl, reparameterised_latent
-from iwx.ops.policy import masked_mean, svg0_policy_loss
+from iwx.ops.policy import svg0_policy_loss
+from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
 
 

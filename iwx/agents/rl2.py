@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 import gin
-from iwx.agents.iwpl import to_torch
+from iwx.agents.base import to_torch
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
-from iwx.ops.policy import masked_mean, svg0_policy_loss
+from iwx.ops.policy import svg0_policy_loss
+from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
 
 

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from iwx.ops.policy import masked_mean
+from iwx.ops.reduce import masked_mean
 
 
 def estep_weights(q: torch.Tensor, eta) -> torch.Tensor:

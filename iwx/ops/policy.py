@@ -14,17 +14,7 @@ from __future__ import annotations
 
 import torch
 
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of ``x`` over all elements, or Σ mask·x / max(Σ mask, 1) with a mask.
-
-    Masked entries are selected out with ``torch.where``, so a NaN there does not leak.
-    """
-    if mask is None:
-        return x.mean()
-    mask = torch.broadcast_to(mask.to(x.dtype), x.shape)
-    picked = torch.where(mask > 0, x * mask, torch.zeros_like(x))
-    return picked.sum() / mask.sum().clamp(min=1.0)
+from iwx.ops.reduce import masked_mean
 
 
 def svg0_policy_loss(q_of_reparam_action: torch.Tensor, *, kl: torch.Tensor | None = None,
