@@ -17,4 +17,5 @@ for _package in PACKAGES:
     _module = importlib.import_module(f"iwx.{_package}")
     for _info in pkgutil.iter_modules(_module.__path__):
         importlib.import_module(f"iwx.{_package}.{_info.name}")
+importlib.import_module("iwx.experiment.identity")
 del iwx
