@@ -24,7 +24,7 @@ from iwx.nets.critics import FeatureCritic
 from iwx.nets.prior import GaussianPrior
 from iwx.nets.torso import EnsembleTorso, Torso
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
-                                soft_value_literal, soft_value_logmeanexp, td_target)
+                                soft_value_literal, soft_value_logmeanexp)
 from iwx.replay.task_replay import TaskReplay
 
 torch.set_num_threads(1)
@@ -132,14 +132,7 @@ def test_kl_to_empirical_prior_limits():
     assert kl == pytest.approx(math.log(3), abs=1e-5)
 
 
-# --------------------------------------------------------------------------- TD target
-def test_td_target_matches_hand_including_terminal():
-    """Q̂ = r + γ d V; d = 0 drops the bootstrap."""
-    r = torch.tensor([1.0, 0.5, -0.2])
-    d = torch.tensor([1.0, 0.0, 1.0])
-    v = torch.tensor([2.0, 3.0, -1.0])
-    got = td_target(r, d, v, 0.9)
-    assert got.tolist() == pytest.approx([1.0 + 0.9 * 2.0, 0.5, -0.2 - 0.9], abs=1e-6)
+# (TD targets and critic losses, eqs. (7), (9), (10), (13), (14): tests/test_ops_td.py)
 
 
 # --------------------------------------------------------------------------- eq. (11)

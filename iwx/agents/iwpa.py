@@ -19,12 +19,12 @@ import gin
 import numpy as np
 import torch
 
-from iwx.agents.acting import (importance_weighted_action, prior_action,
-                               score_prior_samples, soft_target)
+from iwx.agents.acting import importance_weighted_action, prior_action, score_prior_samples
 from iwx.agents.base import to_torch
 from iwx.nets.critics import AdaptedFeatureCritic, PerTaskCritic
 from iwx.ops.importance import soft_value_logmeanexp
 from iwx.ops.reduce import masked_mean
+from iwx.ops.td import adaptation_critic_loss, soft_td_target
 
 
 @gin.configurable
@@ -86,11 +86,10 @@ class IWPA:
             _, log_prob, q_next = score_prior_samples(
                 self.prior, self.target_critic, {k: v[:, :, 1:] for k, v in obs.items()},
                 None, self.num_samples)
-            target = soft_target(b["rewards"], b["discounts"], q_next, log_prob,
-                                 self.alpha, self.gamma, self.soft_value)
+            target = soft_td_target(b["rewards"], b["discounts"], q_next, log_prob,
+                                    self.alpha, self.gamma, self.soft_value)
         q = self.critic({k: v[:, :, :-1] for k, v in obs.items()}, b["actions"])
-        # Sum over problems of each problem's mean loss: Adam then treats them independently.
-        loss = (0.5 * ((q - target) ** 2 * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)).sum()
+        loss = adaptation_critic_loss(q, target, mask)                  # eq. (13)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

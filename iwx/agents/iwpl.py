@@ -14,8 +14,7 @@ import gin
 import numpy as np
 import torch
 
-from iwx.agents.acting import (importance_weighted_action, prior_action,
-                               score_prior_samples, soft_target)
+from iwx.agents.acting import importance_weighted_action, prior_action, score_prior_samples
 from iwx.agents.base import task_rows, to_torch
 from iwx.agents.temperature import FixedTemperature
 from iwx.nets.critics import FeatureCritic
@@ -23,6 +22,8 @@ from iwx.nets.prior import GaussianPrior
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
                                 soft_value_logmeanexp)
 from iwx.ops.reduce import masked_mean
+from iwx.ops.td import critic_loss as td_critic_loss
+from iwx.ops.td import soft_td_target
 
 
 @gin.configurable
@@ -68,12 +69,12 @@ class IWPL:
             # K samples from the target prior at s_t .. s_{t+L}, scored by the target critic.
             samples, log_prob, q_k = score_prior_samples(
                 self.target_prior, self.target_critic, obs, task, self.num_samples)
-            target = soft_target(b["rewards"], b["discounts"], q_k[:, :, 1:],
-                                 log_prob[:, :, 1:], alpha, self.gamma, self.soft_value)
+            target = soft_td_target(b["rewards"], b["discounts"], q_k[:, :, 1:],
+                                    log_prob[:, :, 1:], alpha, self.gamma, self.soft_value)
             weights = importance_weights(q_k[:, :, :-1], alpha)         # q̂'  [nb, c, L, K]
 
         q = self.critic(now, b["actions"], task)                         # [nb, c, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)          # eq. (9)
+        critic_loss = td_critic_loss(q, target, mask)                     # eq. (9)
         self.critic_opt.zero_grad()
         critic_loss.backward()
         self.critic_opt.step()
