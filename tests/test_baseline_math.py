@@ -197,8 +197,10 @@ def test_masked_mean_by_hand():
 def test_samples_log_prob_by_hand_float32():
     """log N(a_k; μ, diag σ²) summed over A, per state, in float32 (log 2π = 1.8378771):
     state 0, μ = [0, 1], σ = [1, 0.5]:
-        a = [1, 1]: (−½ − ½ log 2π) + (log 2 − ½ log 2π)      = −0.5 + log 2 − log 2π = −1.6447299
-        a = [0, 2]: (−½ log 2π) + (−1/(2·0.25) + log 2 − ½ log 2π) = −2 + log 2 − log 2π = −3.1447299
+        a = [1, 1]: (−½ − ½ log 2π) + (log 2 − ½ log 2π)      = −0.5 + log 2 − log 2π
+                                                                = −1.6447299
+        a = [0, 2]: (−½ log 2π) + (−1/(2·0.25) + log 2 − ½ log 2π) = −2 + log 2 − log 2π
+                                                                = −3.1447299
     state 1, μ = [0, 0], σ = [1, 1]: a = [0, 0] → −log 2π; a = [1, 1] → −1 − log 2π.
     ∂/∂μ of state 0's sum over k: Σ_k (a_k − μ)/σ² = [1 + 0, 0 + 1/0.25] = [1, 4]."""
     mean = torch.tensor([[0.0, 1.0], [0.0, 0.0]], requires_grad=True)
