@@ -23,7 +23,7 @@ from scipy import stats
 
 from cli import ROOT, TINY, read_json, run_cli, run_dirs
 
-db_module = pytest.importorskip("iwx.db")
+db_module = pytest.importorskip("iwx.experiment.dbserver")
 
 
 def sweep_file(path: Path, grid: dict, *, seeds=(0, 1), extra: str = "",
