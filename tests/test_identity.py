@@ -51,3 +51,23 @@ def test_prepare_derives_the_identity_with_the_key(tmp_path, extra, expected):
     prepared = prepare(RunSpec(gin_files=(str(path),), bindings=tuple(extra), seed=3))
     assert prepared.identity == expected
     assert prepared.key == prepared.config.key(3)
+
+
+def test_report_and_compare_load_no_environment_to_know_a_task():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import json, os, sys\n"
+            "import iwx.report, iwx.compare\n"
+            "from iwx.results import comparison, curves, groups, reporting\n"
+            "print(json.dumps({'envs': sorted(m for m in sys.modules if m.startswith("
+            "('iwx.envs', 'dm_control', 'mujoco'))), 'gl': os.environ.get('MUJOCO_GL')}))")
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, env={**env, "PYTHONPATH": str(root)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == {"envs": [], "gl": None}
