@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sweep.yaml").write_text(spec.text)
     gin_text = "\n".join(flattened_text(p) for p in spec.gin_files)
-    gin_name = spec.gin_files[-1].name      # keeps the task_method stem for iwx.report
+    gin_name = spec.gin_files[-1].name      # the path enters each run's configuration key
     bindings = spec.fixed_bindings()
     if spec.pretrain_seed is not None:
         bindings.append(f"{facts['tasks']}.seed = {spec.pretrain_seed}")  # one split for all

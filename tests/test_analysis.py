@@ -1,4 +1,5 @@
-"""Means, 95% CIs and tables over adaptation returns, against hand computations."""
+"""Means, 95% CIs, pooling, smoothing and tables over adaptation returns, against hand
+computations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from iwx.analysis import adaptation_table, mean_ci, plot_adaptation, summary
+from iwx.results.figures import plot_curves
+from iwx.results.stats import curve, mean_ci, summary
+from iwx.results.tables import adaptation_table
 
 
 def test_mean_ci_is_a_student_t_interval():
@@ -37,5 +40,6 @@ def test_table_rows_and_figure(tmp_path):
     assert table[0] == "| episode | A | B | oracle |"
     assert table[2] == "| 1 | 1.00 ± 0.00 | 0.00 ± 0.00 | 13.00 ± 0.00 |"
     assert len(table) == 2 + 4
-    plot_adaptation(returns, tmp_path / "f.png", oracle=np.full(3, 13.0), exploration_episodes=2)
+    plot_curves([curve(name, r) for name, r in returns.items()], [tmp_path / "f.png"],
+                xlabel="episode", ylabel="return", oracle=13.0, exploration=2)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

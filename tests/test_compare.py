@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cli import ROOT, TINY, read_json, run_cli, run_dirs
-from iwx import analysis
+from iwx.results import stats
 
 
 def test_compare_pools_seeds_and_tabulates_every_variant(tmp_path):
@@ -31,12 +31,12 @@ def test_compare_pools_seeds_and_tabulates_every_variant(tmp_path):
         pooled = np.concatenate(arrays, axis=1)
         assert pooled.shape == (3, 4, 3)                 # TINY: 3 tasks, 2 adaptation seeds
         assert np.allclose(np.asarray(record["returns"][name]).mean(), pooled.mean())
-        mean, half = analysis.mean_ci(pooled.mean(axis=1))
+        mean, half = stats.mean_ci(pooled.mean(axis=1))
         for e in range(3):
             assert f"{mean[e]:.2f} ± {half[e]:.2f}" in table, (name, e)
     assert "held-out task (the same split for every run seed)" in table
     oracle = [read_json(r / "results.json")["oracle"] for r in run_dirs(runs)]
-    m, h = analysis.mean_ci(np.mean(oracle, axis=0))       # per task, over the seeds' runs
+    m, h = stats.mean_ci(np.mean(oracle, axis=0))       # per task, over the seeds' runs
     assert f"goal-knowing oracle: {m:.2f} ± {h:.2f}" in table
     assert (out / "adaptation.png").stat().st_size > 0
     assert "From Scratch" in proc.stdout and "Shared Q + IW" in proc.stdout
@@ -67,7 +67,7 @@ def test_compare_reports_a_failed_run_and_exits_nonzero(tmp_path):
 def test_pool_counts_each_seeds_own_split_as_separate_tasks():
     """Default splits differ per run seed: task i of seed 0 and of seed 1 are different
     tasks, so they are separate units; a shared split pools seeds per task."""
-    from iwx.compare import pool
+    from iwx.results.comparison import pool
 
     def run(seed, goals, value):
         returns = np.full((2, 1, 4), value, dtype=float)        # 2 tasks, 1 seed, 4 episodes

@@ -13,11 +13,13 @@ import pymongo
 import pytest
 
 from iwx import db
+from iwx.experiment import dbserver, omniboard
+from iwx.experiment.mongo import ping
 from tests.cli import run_cli
 
 @pytest.fixture
 def server(tmp_path):
-    srv = db.start_server(tmp_path / "db", port=0)
+    srv = dbserver.start_server(tmp_path / "db", port=0)
     try:
         yield srv
     finally:
@@ -26,19 +28,19 @@ def server(tmp_path):
 
 def test_data_survives_a_restart_on_the_same_dir_and_port(tmp_path):
     storage = tmp_path / "db"
-    srv = db.start_server(storage, port=0)
+    srv = dbserver.start_server(storage, port=0)
     try:
         assert srv.port > 0 and srv.url == f"mongodb://127.0.0.1:{srv.port}/iwx"
-        assert db.ping(srv.url)
+        assert ping(srv.url)
         assert not (storage / db.STATE_FILE).exists()  # only the CLI writes the state file
         with pymongo.MongoClient(srv.url, serverSelectionTimeoutMS=5000) as client:
             client.get_default_database()["runs"].insert_one({"_id": 7, "note": "kept"})
     finally:
         srv.stop()
-    assert not db.pid_alive(srv.pid)
-    assert not db.ping(srv.url, timeout_ms=300)
+    assert not dbserver.pid_alive(srv.pid)
+    assert not ping(srv.url, timeout_ms=300)
 
-    again = db.start_server(storage, port=srv.port)
+    again = dbserver.start_server(storage, port=srv.port)
     try:
         assert again.pid != srv.pid and again.port == srv.port
         with pymongo.MongoClient(again.url, serverSelectionTimeoutMS=5000) as client:
@@ -57,8 +59,8 @@ def test_cli_start_status_stop(tmp_path):
         assert set(state) >= {"pid", "port", "host", "url", "db", "started"}
         assert state["url"] == f"mongodb://127.0.0.1:{state['port']}/iwx"
         assert f"export IWX_MONGO_URL={state['url']}" in started.stdout
-        assert db.pid_alive(state["pid"])  # detached: it outlived the command
-        assert db.ping(state["url"])
+        assert dbserver.pid_alive(state["pid"])  # detached: it outlived the command
+        assert ping(state["url"])
 
         again = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0"], timeout=60)
         assert again.returncode == 0, again.stderr
@@ -71,7 +73,7 @@ def test_cli_start_status_stop(tmp_path):
 
         stopped = run_cli("iwx.db", ["stop", "--dir", str(d)], timeout=60)
         assert stopped.returncode == 0, stopped.stderr
-        assert not db.pid_alive(state["pid"])
+        assert not dbserver.pid_alive(state["pid"])
         assert not (d / db.STATE_FILE).exists()
 
         status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=60)
@@ -79,8 +81,8 @@ def test_cli_start_status_stop(tmp_path):
         assert "not running" in status.stdout
     finally:
         left = db.read_state(d)
-        if left and db.pid_alive(left["pid"]):
-            db.stop_pid(left["pid"])
+        if left and dbserver.pid_alive(left["pid"]):
+            dbserver.stop_pid(left["pid"])
 
 
 def test_cli_replaces_a_stale_state_file(tmp_path):
@@ -98,11 +100,11 @@ def test_cli_replaces_a_stale_state_file(tmp_path):
         assert started.returncode == 0, started.stderr
         state = json.loads((d / db.STATE_FILE).read_text())
         assert state["pid"] != dead.pid and state["url"].endswith("/other")
-        assert db.ping(state["url"])
+        assert ping(state["url"])
     finally:
         left = db.read_state(d)
         if left and left["pid"] != dead.pid:
-            db.stop_pid(left["pid"])
+            dbserver.stop_pid(left["pid"])
 
 
 def test_missing_secantusd_fails_clearly(tmp_path, monkeypatch, capsys):
@@ -110,8 +112,8 @@ def test_missing_secantusd_fails_clearly(tmp_path, monkeypatch, capsys):
     empty.mkdir()
     monkeypatch.setattr(sys, "executable", str(empty / "python"))
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.raises(db.DatabaseError, match=r"pip install SecantusDB"):
-        db.find_secantusd()
+    with pytest.raises(dbserver.DatabaseError, match=r"pip install SecantusDB"):
+        dbserver.find_secantusd()
 
     assert db.main(["start", "--dir", str(tmp_path / "db"), "--port", "0"]) == 2
     err = capsys.readouterr().err
@@ -120,12 +122,13 @@ def test_missing_secantusd_fails_clearly(tmp_path, monkeypatch, capsys):
 
 
 def test_the_module_never_imports_secantus():
-    source = Path(db.__file__).read_text()
-    assert "import secantus" not in source and "from secantus" not in source
+    for module in (db, dbserver, omniboard):
+        source = Path(module.__file__).read_text()
+        assert "import secantus" not in source and "from secantus" not in source
 
 
 def test_omniboard_lists_a_sacred_run(server):
-    if not db.node_available():
+    if not omniboard.node_available():
         pytest.skip("Omniboard needs node and npm on PATH; neither is installed here")
     now = dt.datetime(2026, 1, 2, 3, 4, 5)
     run = {"_id": 1, "experiment": {"name": "t"}, "status": "COMPLETED", "config": {}, "info": {},
@@ -134,7 +137,7 @@ def test_omniboard_lists_a_sacred_run(server):
     with pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
         client.get_default_database()["runs"].insert_one(run)
 
-    board = db.start_omniboard(server.url, http_port=0)  # default cache: installs once (~1 min)
+    board = omniboard.start_omniboard(server.url, http_port=0)  # default cache: installs once (~1 min)
     try:
         assert board.process.poll() is None
         with urllib.request.urlopen(f"{board.url}/sacred/api/v1/Runs", timeout=10) as response:

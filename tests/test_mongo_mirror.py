@@ -21,7 +21,7 @@ from cli import ROOT, TINY, iwx_run, read_json, run_cli, run_dirs
 
 pymongo = pytest.importorskip("pymongo")
 gridfs = pytest.importorskip("gridfs")
-db_module = pytest.importorskip("iwx.db")
+db_module = pytest.importorskip("iwx.experiment.dbserver")
 
 try:
     db_module.find_secantusd()

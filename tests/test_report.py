@@ -29,6 +29,12 @@ PINNED = ["PointNavTasks.seed = 11"]   # the same held-out tasks for every run s
 PAPER_POINT_NAV_WINDOW = 5             # appendix A.2, figure 2 (sparse 2D navigation)
 
 
+def identity(task: str, method: str) -> list[str]:
+    """The identity bindings the task and method files carry (gin/tasks, gin/methods);
+    given explicitly so that this test does not depend on them."""
+    return [f"run_identity.task = '{task}'", f"run_identity.method = '{method}'"]
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """{(method, seed): run dir} of four real runs tagged t1 (IWPL seed 1 also t2)."""
@@ -36,6 +42,7 @@ def recorded(tmp_path_factory):
     made = {}
     for method, gin_file, params in (("iwpl", "gin/point_nav_iwpl.gin", DENSE + PINNED),
                                      ("distral", "gin/point_nav_distral.gin", DENSE)):
+        params = [*params, *identity("point_nav", method)]
         for seed in (0, 1):
             extra = ["--tag", "t1"] + (["--tag", "t2"] if (method, seed) == ("iwpl", 1) else [])
             proc = iwx_run(runs, gin_file, params=params, seed=seed, extra=extra)

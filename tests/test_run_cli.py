@@ -188,3 +188,12 @@ def test_shared_q_without_shared_features_is_refused_before_training(tmp_path):
     assert proc.returncode != 0
     assert "has no shared features" in proc.stderr
     assert read_json(run_dirs(tmp_path)[0] / "metrics.json") == {}
+
+
+def test_run_records_its_identity_in_config_and_info(recorded):
+    from iwx.experiment.identity import identity_from_bindings
+
+    run, _ = recorded
+    config, info = read_json(run / "config.json"), read_json(run / "info.json")
+    assert config["identity"] == info["identity"] == identity_from_bindings(config["bindings"])
+    assert config["identity"]["task"] in ("point_nav", "PointNavTasks")

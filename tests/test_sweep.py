@@ -23,7 +23,8 @@ from scipy import stats
 
 from cli import ROOT, TINY, read_json, run_cli, run_dirs
 
-db_module = pytest.importorskip("iwx.db")
+db_module = pytest.importorskip("iwx.experiment.dbserver")
+omniboard = pytest.importorskip("iwx.experiment.omniboard")
 
 
 def sweep_file(path: Path, grid: dict, *, seeds=(0, 1), extra: str = "",
@@ -126,9 +127,9 @@ def test_summary_table_is_mean_and_t_interval_over_seeds(mongo_sweep):
 
 
 def test_omniboard_lists_the_sweep_runs(mongo_sweep):
-    if not db_module.node_available():
+    if not omniboard.node_available():
         pytest.skip("Node.js / npm are not installed: Omniboard cannot run here")
-    board = db_module.start_omniboard(mongo_sweep["server"].url)
+    board = omniboard.start_omniboard(mongo_sweep["server"].url)
     try:
         query = urllib.parse.quote(json.dumps({"meta.sweep.id": mongo_sweep["sweep_id"]}))
         with urllib.request.urlopen(f"{board.url}/sacred/api/v1/Runs?query={query}",

@@ -121,8 +121,12 @@ def _quiet_include_search():
 
 
 def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
-    """Parse gin files then bindings into gin's global config (cleared first)."""
-    import iwx.configurables  # noqa: F401  (registers every configurable)
+    """Parse gin files then bindings into gin's global config (cleared first).
+
+    Only the modules defining a configurable that the files or bindings name are
+    imported first (``iwx.configurables``): parsing a point-navigation file loads
+    no physics engine."""
+    from iwx.configurables import register_for
 
     gin.clear_config()
     texts = []
@@ -132,6 +136,7 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
             raise ConfigError(f"gin file not found: {name}")
         tree = _texts_with_includes(path)
         texts += tree
+        register_for(tree)
         text = path.read_text()
         # gin looks for an include under each search path: the folder of every file of
         # the tree and the one above it (so 'tasks/x.gin' resolves from gin/*.gin).
@@ -145,6 +150,7 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
                 gin.parse_config_file(str(path), skip_unknown=False)
         except Exception as exc:  # gin raises ValueError, SyntaxError, TokenError, ...
             raise ConfigError(f"{path}: {_where(exc, f'file {str(path)!r}', text)}") from exc
+    register_for(params)
     for i, binding in enumerate(params, 1):
         try:
             gin.parse_config(binding)

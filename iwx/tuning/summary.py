@@ -4,7 +4,7 @@ Appendix A.2 chooses adaptation hyperparameters on a small validation set of
 tasks; a sweep's trials adapt on the validation split by default, so the best
 configuration here is chosen without looking at the held-out tasks. Confidence
 intervals are Student t across seeds (one value per seed: the metric of that
-seed's run), as everywhere in iwx (``iwx.analysis.mean_ci``).
+seed's run), as everywhere in iwx (``iwx.results.stats.mean_ci``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from iwx import analysis
+from iwx.results.stats import mean_ci
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ class Row:
         values = np.array([self.scores[s] for s in sorted(self.scores)], dtype=np.float64)
         if len(values) == 0:
             return math.nan, math.nan, 0
-        mean, half = analysis.mean_ci(values)
+        mean, half = mean_ci(values)
         return float(mean), float(half), len(values)
 
 

@@ -1,25 +1,23 @@
-"""One sweep trial, as Ray Tune runs it in a worker process: ordinary ``iwx.run`` runs.
+"""One sweep trial, as Ray Tune runs it in a worker process: ordinary recorded runs.
 
 What crosses into the worker is plain data (:class:`TrialSetup`: the gin text,
 bindings, paths, the sweep's id), never a Sacred object or a gin config:
-the trial writes the gin text to a file and parses it itself (gin's config is
-per process), and ``iwx.run.execute`` builds the Sacred experiment and its
-observers (the MongoDB client included) inside the worker, in Sacred's ``sys``
-capture mode. These are the documented Ray + Sacred pitfalls (STACK-NOTES).
+the trial writes the gin text to a file, and :func:`iwx.experiment.runner.run`
+parses it (once: gin's config is per process) and builds the Sacred experiment
+and its observers (the MongoDB client included) inside the worker, in Sacred's
+``sys`` capture mode. These are the documented Ray + Sacred pitfalls (STACK-NOTES).
 
 A trial is one configuration on one seed (a grid), or one configuration on
-every seed in turn (a search: Optuna sees the mean). Before running a seed,
-the trial looks in the file store for a COMPLETED run of this sweep with the
-same configuration key: a resumed sweep never runs a finished trial again, and
-an interrupted one continues from its run's last checkpoint (``iwx.run``
+every seed in turn (a search: Optuna sees the mean). A seed whose configuration
+key already has a COMPLETED run of this sweep in the file store is not run
+again (the runner's ``reuse``): a resumed sweep never runs a finished trial
+twice, and an interrupted one continues from its run's last checkpoint (a run
 resumes by key).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -57,7 +55,7 @@ def write_once(path: Path, data: bytes) -> Path:
 
 def metric_value(results: dict, metric: str) -> float:
     """The sweep's metric from a run's ``results.json`` (spec.METRICS)."""
-    from iwx import analysis
+    from iwx.results import stats
 
     if metric == "train/final_return":
         value = results.get("train_final_return")
@@ -70,7 +68,7 @@ def metric_value(results: dict, metric: str) -> float:
     if returns is None:
         raise ValueError(f"{metric}: the run has no variant {variant!r} "
                          f"(it has {sorted(results['returns'])})")
-    s = analysis.summary(np.asarray(returns), results["exploration_episodes"])
+    s = stats.summary(np.asarray(returns), results["exploration_episodes"])
     return float(s["last3_mean"] if stat == "last3" else s["post_exploration_mean"])
 
 
@@ -78,29 +76,21 @@ def run_seed(setup: TrialSetup, params: dict, seed: int, trial_name: str,
              extra_bindings=(), *, tags=(), no_progress: bool = True) -> dict:
     """One recorded run of a configuration (``params``: {axis key: value}; axes it
     leaves out keep the gin file's value) on a seed, or the completed one."""
-    from iwx.experiment.gin_config import parse
-    from iwx.experiment.store import completed_runs
-    from iwx.run import effective_params, execute
+    from iwx.experiment.runner import RunSpec, run
     from iwx.tuning.spec import point_bindings
 
     gin_path = write_once(setup.folder / setup.gin_name, setup.gin_text.encode())
     point = point_bindings(setup.axes, params)
-    bindings = [*setup.bindings, *extra_bindings, *point]
-    runs_dir = Path(setup.runs_dir)
-    key = parse([str(gin_path)], effective_params(bindings, no_progress)).key(seed)
-    done = completed_runs(runs_dir, sweep=setup.sweep_id).get(key)
-    if done is not None:
-        results = json.loads((done / "results.json").read_text())
-        return {"run_id": done.name, "reused": True, "results": results}
-    args = argparse.Namespace(gin=[str(gin_path)], gin_param=bindings, seed=seed,
-                              mongo=setup.mongo, runs_dir=str(runs_dir), fresh=False,
-                              no_progress=no_progress, video=False,
-                              tag=[setup.sweep_id, *tags])
-    record = execute(args, meta={"sweep": {"id": setup.sweep_id, "trial": trial_name,
-                                           "params": {k: _plain(v) for k, v in params.items()}}})
+    meta = {"sweep": {"id": setup.sweep_id, "trial": trial_name,
+                      "params": {k: _plain(v) for k, v in params.items()}}}
+    record = run(RunSpec(gin_files=(str(gin_path),),
+                         bindings=(*setup.bindings, *extra_bindings, *point), seed=seed,
+                         runs_dir=str(setup.runs_dir), mongo=setup.mongo,
+                         tags=(setup.sweep_id, *tags), meta=meta, progress=not no_progress,
+                         reuse=True))
     if record is None:
         raise RuntimeError(f"configuration error in trial {trial_name} (see its log)")
-    return {"run_id": str(record["run_id"]), "reused": False, "results": record["results"]}
+    return {"run_id": str(record.run_id), "reused": record.reused, "results": record.results}
 
 
 def _plain(value):
