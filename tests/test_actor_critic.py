@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from iwx.agents.actor_critic import ActorCritic
-from iwx.agents.iwpa import fresh_critic, shared_features_critic
 from iwx.agents.parametric_adaptation import ParametricAdaptation
-from iwx.nets.critics import FeatureCritic, Features, PerTaskCritic
+from iwx.nets.critics import (FeatureCritic, Features, PerTaskCritic, fresh_critic,
+                              shared_features_critic)
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
 from iwx.nets.prior import GaussianPrior
