@@ -117,7 +117,7 @@ def test_mstep_respects_the_decoupled_trust_regions_and_improves_the_likelihood(
 class FixedGaussian(nn.Module):
     """N(μ, diag σ²) with known parameters at every state (a stand-in policy / prior)."""
 
-    inputs = ("position",)
+    inputs, task_key = ("position",), None
 
     def __init__(self, mean, std):
         super().__init__()

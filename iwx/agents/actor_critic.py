@@ -34,8 +34,8 @@ import gin
 import torch
 
 from iwx.agents.acting import reparameterised_samples
-from iwx.agents.actors.gaussian import GaussianActing
-from iwx.agents.base import Agent, Targets, frozen, obs_task, optimise, split_steps, to_torch
+from iwx.agents.base import frozen, obs_task, optimise, split_steps, to_torch
+from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import distral_soft_value, gaussian_kl, svg0_policy_loss
@@ -48,26 +48,14 @@ def time_slice(dist: torch.distributions.Normal, sl: slice) -> torch.distributio
     return torch.distributions.Normal(dist.loc[:, :, sl], dist.scale[:, :, sl])
 
 
-def check_information_asymmetry(prior, *privileged_nets) -> None:
-    """π0 may not see what only the policy / critic may see (their ``task_key`` inputs)."""
-    if prior is None:
-        return
-    privileged = {net.task_key for net in privileged_nets} - {None}
-    if set(prior.inputs) & privileged:
-        raise ValueError(f"the prior π0 sees {sorted(set(prior.inputs) & privileged)}, which "
-                         f"only the policy / critic may see (information asymmetry): fix "
-                         f"GaussianPrior.inputs")
-
-
 @gin.configurable
-class ActorCritic(Agent):
+class ActorCritic(GaussianPolicyLearner):
     """Multi-task RS(0) (``prior=None``) or DISTRAL (``prior=@GaussianPrior``, ``kl_cost`` = α).
 
     Acts through :class:`GaussianActing`: a ~ π_i(·|s), or π0 when ``explore`` (DISTRAL).
     """
 
-    PARTS = ("policy", "critic", "target_policy", "target_critic", "critic_opt", "policy_opt",
-             "prior", "target_prior", "prior_opt", "updates")   # the prior's: DISTRAL only
+    PARTS = (*GaussianPolicyLearner.NETWORK_PARTS, "updates")   # the prior's: DISTRAL only
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  policy=GaussianPolicy, critic=FeatureCritic, prior=None, kl_cost: float = 0.0,
@@ -83,30 +71,12 @@ class ActorCritic(Agent):
             raise ValueError(f"ActorCritic.num_samples must be >= 1, got {num_samples}")
         if not 0.0 <= retrace_lambda <= 1.0:
             raise ValueError(f"ActorCritic.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
-        self.device = device
-        self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
-        self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
-        self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)
-        check_information_asymmetry(self.prior, self.critic, self.policy)
-        self.targets = Targets(target_period, "ActorCritic")
-        self.target_policy = self.targets.copy(self.policy)
-        self.target_critic = self.targets.copy(self.critic)
-        self.target_prior = self.targets.copy(self.prior)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
-        self.prior_opt = (None if self.prior is None
-                          else torch.optim.Adam(self.prior.parameters(), lr=prior_lr))
+        self.build_networks(obs_spec, action_dim, num_tasks, device, policy=policy,
+                            critic=critic, prior=prior, target_period=target_period,
+                            critic_lr=critic_lr, policy_lr=policy_lr, prior_lr=prior_lr)
         self.kl_cost, self.num_samples, self.gamma = kl_cost, num_samples, gamma
-        self.retrace_lambda, self.target_period = retrace_lambda, target_period
-        self.acting = GaussianActing(self.policy, self.prior, device=device)
+        self.retrace_lambda = retrace_lambda
         self.updates = 0
-
-    @classmethod
-    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, policy, prior, **_):
-        """π_i and (DISTRAL) π0."""
-        return GaussianActing(policy(obs_spec, action_dim, num_tasks).to(device),
-                              None if prior is None else prior(obs_spec, action_dim).to(device),
-                              device=device)
 
     # -- learning --------------------------------------------------------------
     @torch.no_grad()

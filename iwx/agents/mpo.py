@@ -44,8 +44,8 @@ import gin
 import torch
 
 from iwx.agents.acting import reparameterised_samples
-from iwx.agents.actors.gaussian import GaussianActing
-from iwx.agents.base import Agent, Targets, obs_task, optimise, split_steps, to_torch
+from iwx.agents.base import obs_task, optimise, split_steps, to_torch
+from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.mpo import (decoupled_gaussian_kl, estep_weights, lagrangian_terms, mstep_loss,
@@ -68,7 +68,7 @@ def estep_kl(weights: torch.Tensor) -> torch.Tensor:
 
 
 @gin.configurable
-class MPO(Agent):
+class MPO(GaussianPolicyLearner):
     """Multi-task MPO (``prior=None``) or MPO + DISTRAL (``prior=GaussianPrior``, ``kl_cost`` α).
 
     ``epsilon``: E-step bound on the mean per-state KL(w ‖ uniform over the K
@@ -80,9 +80,8 @@ class MPO(Agent):
     """
 
     DUALS = ("log_temperature", "log_multiplier_mean", "log_multiplier_std")
-    PARTS = ("policy", "critic", "target_policy", "target_critic", "critic_opt", "policy_opt",
-             "temperature_opt", "multiplier_opt", *DUALS,
-             "prior", "target_prior", "prior_opt", "updates")   # the prior's: MPO + DISTRAL
+    PARTS = (*GaussianPolicyLearner.NETWORK_PARTS, "temperature_opt", "multiplier_opt",
+             *DUALS, "updates")                  # the prior's: MPO + DISTRAL only
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  policy=GaussianPolicy, critic=FeatureCritic, prior=None, kl_cost: float = 0.0,
@@ -113,18 +112,12 @@ class MPO(Agent):
                              f"(MPO + DISTRAL) or set kl_cost = 0 (plain MPO)")
         if not 0 <= retrace_lambda <= 1:
             raise ValueError(f"MPO.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
-        self.device = device
-        self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
-        self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
-        self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)
-        self.targets = Targets(target_period, "MPO")
-        self.target_policy = self.targets.copy(self.policy)
-        self.target_critic = self.targets.copy(self.critic)
-        self.target_prior = self.targets.copy(self.prior)
+        self.build_networks(obs_spec, action_dim, num_tasks, device, policy=policy,
+                            critic=critic, prior=prior, target_period=target_period,
+                            critic_lr=critic_lr, policy_lr=policy_lr, prior_lr=prior_lr)
         self.kl_cost, self.epsilon = float(kl_cost), float(epsilon)
         self.epsilon_mean, self.epsilon_std = float(epsilon_mean), float(epsilon_std)
         self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
-        self.target_period = target_period
 
         def log_param(value):
             return torch.tensor(math.log(value), device=device, requires_grad=True)
@@ -135,19 +128,7 @@ class MPO(Agent):
         self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=dual_lr)
         self.multiplier_opt = torch.optim.Adam(
             [self.log_multiplier_mean, self.log_multiplier_std], lr=dual_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
-        self.prior_opt = (None if self.prior is None
-                          else torch.optim.Adam(self.prior.parameters(), lr=prior_lr))
-        self.acting = GaussianActing(self.policy, self.prior, device=device)
         self.updates = 0
-
-    @classmethod
-    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, policy, prior, **_):
-        """π_i and (MPO + DISTRAL) π0."""
-        return GaussianActing(policy(obs_spec, action_dim, num_tasks).to(device),
-                              None if prior is None else prior(obs_spec, action_dim).to(device),
-                              device=device)
 
     @property
     def temperature(self) -> float:

@@ -52,7 +52,8 @@ import gin
 import torch
 
 from iwx.agents.actors.posterior import PosteriorSampling
-from iwx.agents.base import Agent, Targets, frozen, optimise, split_steps, to_torch
+from iwx.agents.base import (AdaptsWithoutLearning, Agent, Targets, frozen, optimise,
+                             split_steps, to_torch)
 from iwx.nets.context import ContextCritic, ContextEncoder, context_transitions, rows_like
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.bottleneck import gaussian_latent_kl, reparameterised_latent
@@ -180,7 +181,7 @@ class PEARL(Agent):
 
 
 # ----------------------------------------------------------------------------- adaptation
-class PEARLAdaptation(Agent):
+class PEARLAdaptation(AdaptsWithoutLearning):
     """PEARL* on held-out problems: no gradient step, z inferred from the collected context.
 
     Frozen copies of the pretrained encoder and actor; one context per problem,
@@ -190,7 +191,7 @@ class PEARLAdaptation(Agent):
     PEARL* has no behaviour prior, its first episode acts from N(0, I) anyway.
     """
 
-    learns = False
+    ADAPTS_BY = "by inferring z from its context"
     PARTS = ("acting",)
 
     def __init__(self, encoder: ContextEncoder, actor: GaussianPolicy, obs_spec,
@@ -202,10 +203,6 @@ class PEARLAdaptation(Agent):
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.acting.begin_tasks(num_problems)
-
-    def update(self, batch: dict) -> dict:
-        raise RuntimeError("PEARL* adapts without gradient steps (learns = False): "
-                           "the adaptation loop must not call update()")
 
 
 @gin.configurable

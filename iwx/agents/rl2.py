@@ -39,7 +39,7 @@ import gin
 import torch
 
 from iwx.agents.actors.recurrent import RecurrentActing
-from iwx.agents.base import Agent, Targets, frozen, optimise, to_torch
+from iwx.agents.base import AdaptsWithoutLearning, Agent, Targets, frozen, optimise, to_torch
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
@@ -192,7 +192,7 @@ class RL2(Agent):
                 "policy_std": float(masked_mean(dist.scale.detach().mean(-1), mask))}
 
 
-class RL2Adaptation(Agent):
+class RL2Adaptation(AdaptsWithoutLearning):
     """RL² on held-out tasks: the meta-trained actor, frozen, adapts through its memory.
 
     One memory row per adaptation problem, reset by ``begin_tasks`` and carried
@@ -201,7 +201,6 @@ class RL2Adaptation(Agent):
     ignored: RL² has no prior, every episode acts from its actor.
     """
 
-    learns = False
     PARTS = ("memory", "updates")
 
     def __init__(self, actor: RecurrentGaussianPolicy, obs_spec, action_dim: int,
@@ -219,10 +218,6 @@ class RL2Adaptation(Agent):
     @property
     def memory(self):
         return self.acting.memory
-
-    def update(self, batch: dict) -> dict:
-        raise RuntimeError("RL2Adaptation.update was called, but RL² adapts through its "
-                           "memory without gradient steps (learns = False)")
 
 
 @gin.configurable

@@ -171,3 +171,16 @@ class Agent:
                 part.load_state_dict(state[name])
             else:
                 setattr(self, name, state[name])
+
+
+class AdaptsWithoutLearning(Agent):
+    """An adaptation agent that takes no gradient step (``learns = False``: RL², PEARL*):
+    it adapts ``ADAPTS_BY`` alone, and :meth:`update` is an error."""
+
+    learns = False
+    ADAPTS_BY: ClassVar[str] = "through its memory"
+
+    def update(self, batch: dict) -> dict[str, float]:
+        raise RuntimeError(f"{type(self).__name__}.update was called, but it adapts "
+                           f"{self.ADAPTS_BY} without gradient steps (learns = False): the "
+                           f"adaptation loop must not call update()")
