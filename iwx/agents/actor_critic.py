@@ -136,7 +136,7 @@ class ActorCritic(GaussianPolicyLearner):
         return out
 
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] (layout: iwx.replay.task_replay)."""
         b = to_torch(batch, self.device)
         out = self.losses(b)
         total = out["critic_loss"] + out["policy_loss"] + out.get("prior_loss", 0.0)

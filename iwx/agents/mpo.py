@@ -3,7 +3,7 @@
 MPO (Abdolmaleki et al., "Maximum a Posteriori Policy Optimisation", 2018) with
 the decoupled Gaussian trust region, on one task-conditioned Gaussian policy
 π_i(a|s) = π(a|s, task id) for every training task. One learner step on chunks
-[nb, c, L(+1), ...] (docs/AGENTS.md), with target networks (π', Q', π0')
+[nb, c, L(+1), ...] (iwx.replay.task_replay), with target networks (π', Q', π0')
 refreshed every ``target_period`` updates:
 
   Critic   Q(s_t, a_t) regressed on Retrace targets (iwx.ops.retrace) from Q',
@@ -227,7 +227,7 @@ class MPO(GaussianPolicyLearner):
 
     # -- learning --------------------------------------------------------------
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] (layout: iwx.replay.task_replay)."""
         b = to_torch(batch, self.device)
         obs, mask = b["obs"], b["mask"]
         task = obs_task(obs, self.critic.task_key)

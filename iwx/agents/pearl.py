@@ -70,7 +70,7 @@ def latent_actor(actor, obs_spec, action_dim: int, encoder: ContextEncoder) -> G
 
 @gin.configurable
 class PEARL(Agent):
-    """Multi-task PEARL* learner (docs/AGENTS.md contract). See the module docstring."""
+    """Multi-task PEARL* learner (iwx.agents.base.contract). See the module docstring."""
 
     PARTS = ("encoder", "critic", "actor", "target_critic", "target_actor", "critic_opt",
              "actor_opt", "acting", "updates")
@@ -163,7 +163,7 @@ class PEARL(Agent):
         return loss, dist.scale.detach()
 
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] with batch["context"] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] with batch["context"]."""
         if "context" not in batch:
             raise ValueError("PEARL.update needs batch['context'] (the loops add it when "
                              "agent.context_length > 0)")

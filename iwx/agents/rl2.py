@@ -81,7 +81,7 @@ def unroll(core: RecurrentCore, inputs: tuple, state, steps: int) -> torch.Tenso
 
 @gin.configurable
 class RL2(Agent):
-    """RL²'s multi-task (meta-)training agent (docs/AGENTS.md), learned by RS(0).
+    """RL²'s multi-task (meta-)training agent (iwx.agents.base.contract), learned by RS(0).
 
     Bindings: ``actor`` / ``critic`` the recurrent networks, ``num_samples`` the
     K actions per state for V(s') and for the SVG(0) loss, ``retrace_lambda``
@@ -137,7 +137,7 @@ class RL2(Agent):
     def unroll(self, b: dict) -> dict[str, torch.Tensor]:
         """Outputs h of all four networks over each chunk, from the stored state.
 
-        ``b``: a torch batch (docs/AGENTS.md layout). Online networks over the L
+        ``b``: a torch batch (iwx.replay.task_replay's layout). Online networks over the L
         steps (with gradients), target networks over L+1 (without). -> [N, L(+1), H].
         """
         length = b["mask"].shape[-1]

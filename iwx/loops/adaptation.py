@@ -10,7 +10,7 @@ TD(0) update, after every episode ``updates_per_episode`` updates, each on
 Variants that adapt without gradient steps (``agent.learns = False``: RL²,
 PEARL*) play the same episodes and are never updated; agents with memory are
 told once that their rows hold new tasks (``begin_tasks``) and then carry it
-across all the episodes (docs/AGENTS.md).
+across all the episodes (iwx.agents.base.contract).
 """
 
 from __future__ import annotations

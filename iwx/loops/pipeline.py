@@ -66,7 +66,7 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
     ``agent=None``: no pretraining at all (From Scratch); the variants then get
     ``pretrained=None``. ``variants={}``: multi-task training only (figure 1).
     Each variant is a factory ``(pretrained, obs_spec, action_dim, num_problems,
-    device=)`` (docs/AGENTS.md).
+    device=)`` (iwx.agents.base.contract).
     ``adapt_on``: the split the variants adapt on, ``"test"`` (the held-out tasks)
     or ``"validation"`` (appendix A.2 chooses adaptation hyperparameters on a few
     validation tasks; sweeps use it so held-out tasks never pick a configuration).

@@ -8,7 +8,7 @@ drawn uniformly with replacement (``chunks_per_task`` chunks per drawn task).
 Agents with memory (RL², PEARL*) see ``episodes_per_task`` consecutive
 iterations on the same drawn tasks — a trial — and are told when the tasks
 change (``agent.begin_tasks``). Agents with a ``context_length`` get a context
-window from each batch task's replay (docs/AGENTS.md).
+window from each batch task's replay (iwx.agents.base.contract).
 """
 
 from __future__ import annotations

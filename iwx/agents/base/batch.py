@@ -1,6 +1,6 @@
 """Replay batches as learners read them: torch tensors, s_t / s_{t+1} views, task rows.
 
-Layout (docs/AGENTS.md, ``iwx.replay.task_replay``): obs[k] [nb, c, L+1, ...] holds
+Layout (``iwx.replay.task_replay``): obs[k] [nb, c, L+1, ...] holds
 s_0 .. s_L of each chunk; actions, rewards, discounts, mask [nb, c, L, ...] step t.
 """
 

@@ -65,7 +65,7 @@ class Learns(Protocol):
     def context_length(self) -> int: ...
 
     def update(self, batch: dict) -> dict[str, float]:
-        """One learner step on a replay batch (numpy, docs/AGENTS.md); returns metrics."""
+        """One learner step on a replay batch (numpy, iwx.replay.task_replay); returns metrics."""
 
 
 @runtime_checkable
