@@ -51,10 +51,9 @@ class IWPL(Agent):
         self.updates = 0
 
     @classmethod
-    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, prior, critic,
-                   temperature, num_samples, **_):
-        """π0 and the critic (eq. 5–6's acting); α comes with the parameters."""
-        del temperature
+    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, prior, critic, num_samples,
+                   **_):
+        """π0 and the critic (eqs. 5–6); α comes with the parameters (``load_params``)."""
         critic = critic(obs_spec, action_dim, num_tasks).to(device)
         return ImportanceWeightedActing(prior(obs_spec, action_dim).to(device), critic,
                                         None, num_samples, task_key=critic.task_key,
