@@ -14,21 +14,16 @@ import pytest
 import torch
 
 from iwx.ops.bottleneck import gaussian_latent_kl, reparameterised_latent
-from iwx.ops.mpo import (
-    decoupled_gaussian_kl,
-    estep_weights,
-    lagrangian_terms,
-    mstep_loss,
-    temperature_dual,
-)
+from iwx.ops.mpo import decoupled_gaussian_kl, estep_weights, lagrangian_terms, mstep_loss
 from iwx.ops.policy import (
     distillation_loss,
     distral_soft_value,
     gaussian_kl,
     kl_regularised_policy_loss,
-    masked_mean,
+    samples_log_prob,
     svg0_policy_loss,
 )
+from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets, truncated_importance_weights
 
 torch.set_num_threads(1)
@@ -198,6 +193,30 @@ def test_masked_mean_by_hand():
     assert masked_mean(t64([1.0, 2.0, 6.0])).item() == 3.0
 
 
+# --------------------------------------------------------------------------- Gaussian densities
+def test_samples_log_prob_by_hand_float32():
+    """log N(a_k; μ, diag σ²) summed over A, per state, in float32 (log 2π = 1.8378771):
+    state 0, μ = [0, 1], σ = [1, 0.5]:
+        a = [1, 1]: (−½ − ½ log 2π) + (log 2 − ½ log 2π)      = −0.5 + log 2 − log 2π
+                                                                = −1.6447299
+        a = [0, 2]: (−½ log 2π) + (−1/(2·0.25) + log 2 − ½ log 2π) = −2 + log 2 − log 2π
+                                                                = −3.1447299
+    state 1, μ = [0, 0], σ = [1, 1]: a = [0, 0] → −log 2π; a = [1, 1] → −1 − log 2π.
+    ∂/∂μ of state 0's sum over k: Σ_k (a_k − μ)/σ² = [1 + 0, 0 + 1/0.25] = [1, 4]."""
+    mean = torch.tensor([[0.0, 1.0], [0.0, 0.0]], requires_grad=True)
+    std = torch.tensor([[1.0, 0.5], [1.0, 1.0]])
+    actions = torch.tensor([[[1.0, 1.0], [0.0, 2.0]], [[0.0, 0.0], [1.0, 1.0]]])
+    got = samples_log_prob(mean, std, actions)
+    assert got.shape == (2, 2) and got.dtype == torch.float32
+    log2pi = math.log(2 * math.pi)
+    assert got[0].tolist() == pytest.approx([-0.5 + math.log(2) - log2pi,
+                                             -2 + math.log(2) - log2pi], abs=1e-6)
+    assert got[0].tolist() == pytest.approx([-1.6447299, -3.1447299], abs=1e-6)
+    assert got[1].tolist() == pytest.approx([-log2pi, -1 - log2pi], abs=1e-6)
+    got[0].sum().backward()
+    assert mean.grad.flatten().tolist() == pytest.approx([1.0, 4.0, 0.0, 0.0], abs=1e-6)
+
+
 # --------------------------------------------------------------------------- Gaussian KL
 def test_gaussian_kl_closed_form_1d_and_sum_over_dims():
     """KL(N(1, 0.5²) ‖ N(0, 2²)) = log 4 + (0.25 + 1)/8 − 1/2 = 1.0425444;
@@ -290,50 +309,7 @@ def test_mpo_estep_weights_by_hand():
     assert w[0].tolist() == pytest.approx([0.0158762, 0.1173104, 0.8668133], abs=1e-6)
 
 
-def test_mpo_temperature_dual_value_and_gradient_by_hand():
-    """g(η) = ηε + η mean_b log((1/3) Σ_k e^{q_bk/η});
-    g'(η) = ε + mean_b[ log((1/3) Σ e^{q/η}) − Σ_k w_bk q_bk / η ] = ε − mean KL(w ‖ uniform)."""
-    eps = 0.1
-    lme, wq = [], []
-    for row in Q_MPO:
-        e = [math.exp(x / ETA) for x in row]
-        lme.append(math.log(sum(e) / 3))
-        wq.append(sum(ek / sum(e) * x for ek, x in zip(e, row)) / ETA)
-    expected = ETA * eps + ETA * sum(lme) / 2
-    expected_grad = eps + sum(a - b for a, b in zip(lme, wq)) / 2
-    eta = t64(ETA).requires_grad_()
-    q = t64(Q_MPO).requires_grad_()
-    g = temperature_dual(q, eta, eps)
-    assert g.item() == pytest.approx(expected, rel=1e-12)
-    g.backward()
-    assert eta.grad.item() == pytest.approx(expected_grad, rel=1e-10)
-    assert q.grad is None
-    # numbers: log-mean-exps = [log(465.416/3), log((2 + e²)/3)] = [5.044319, 1.140932]
-    # → g = 0.05 + 0.5·(5.044319 + 1.140932)/2 = 1.596313
-    assert expected == pytest.approx(1.596313, abs=1e-6)
-    # the mask drops state 1
-    g0 = temperature_dual(t64(Q_MPO), t64(ETA), eps, mask=t64([1.0, 0.0]))
-    assert g0.item() == pytest.approx(ETA * eps + ETA * lme[0], rel=1e-12)
-
-
-@pytest.mark.parametrize("epsilon", [0.1, 0.5])
-def test_mpo_dual_descent_meets_the_estep_kl_bound(epsilon):
-    """A few hundred Adam steps on log η drive mean_b KL(softmax(q/η) ‖ uniform) to ε."""
-    gen = torch.Generator().manual_seed(0)
-    q = torch.randn(256, 16, generator=gen, dtype=torch.float64) * 3
-
-    def mean_kl(eta):
-        lw = torch.log_softmax(q / eta, dim=-1)           # explicit KL, not via the module
-        return float((lw.exp() * (lw + math.log(16))).sum(-1).mean())
-
-    log_eta = t64(0.0).requires_grad_()
-    assert abs(mean_kl(1.0) - epsilon) > 0.1  # η = 1 does not already satisfy it
-    opt = torch.optim.Adam([log_eta], lr=0.05)
-    for _ in range(400):
-        opt.zero_grad()
-        temperature_dual(q, log_eta.exp(), epsilon).backward()
-        opt.step()
-    assert mean_kl(float(log_eta.detach().exp())) == pytest.approx(epsilon, abs=0.02)
+# (the E-step dual is iwx.ops.temperature.temperature_dual: tests/test_ops_temperature.py)
 
 
 def test_mpo_mstep_loss_by_hand():

@@ -24,8 +24,7 @@ from iwx.nets.critics import FeatureCritic, fresh_critic, shared_features_critic
 from iwx.nets.prior import GaussianPrior
 from iwx.nets.torso import EnsembleTorso, Torso
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
-                                soft_value_literal, soft_value_logmeanexp, td_target)
-from iwx.ops.temperature import temperature_dual
+                                soft_value_literal, soft_value_logmeanexp)
 from iwx.replay.task_replay import TaskReplay
 
 torch.set_num_threads(1)
@@ -133,14 +132,7 @@ def test_kl_to_empirical_prior_limits():
     assert kl == pytest.approx(math.log(3), abs=1e-5)
 
 
-# --------------------------------------------------------------------------- TD target
-def test_td_target_matches_hand_including_terminal():
-    """Q̂ = r + γ d V; d = 0 drops the bootstrap."""
-    r = torch.tensor([1.0, 0.5, -0.2])
-    d = torch.tensor([1.0, 0.0, 1.0])
-    v = torch.tensor([2.0, 3.0, -1.0])
-    got = td_target(r, d, v, 0.9)
-    assert got.tolist() == pytest.approx([1.0 + 0.9 * 2.0, 0.5, -0.2 - 0.9], abs=1e-6)
+# (TD targets and critic losses, eqs. (7), (9), (10), (13), (14): tests/test_ops_td.py)
 
 
 # --------------------------------------------------------------------------- eq. (11)
@@ -160,26 +152,8 @@ def test_prior_loss_gradient_stops_at_weights():
     assert lp.grad.tolist() == pytest.approx([-0.2, -0.5, -0.3], abs=1e-7)
 
 
-# --------------------------------------------------------------------------- eq. (8) dual
-def test_temperature_dual_value_and_gradient_by_hand():
-    """g(α) = αε + α·mean_s log((1/K)Σ exp(Q/α)); dg/dlogα = α(ε − mean KL)."""
-    q_rows = [[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]]
-    alpha, eps = 0.5, 0.3
-    lme = [math.log(sum(math.exp(x / alpha) for x in row) / 3) for row in q_rows]
-    expected = alpha * eps + alpha * sum(lme) / 2
-    kls = []
-    for row in q_rows:
-        w = hand_weights(row, alpha)
-        kls.append(sum(wk * math.log(3 * wk) for wk in w))
-    expected_grad = alpha * (eps - sum(kls) / 2)
-
-    log_alpha = torch.tensor(math.log(alpha), dtype=torch.float64, requires_grad=True)
-    g = temperature_dual(log_alpha, torch.tensor(q_rows, dtype=torch.float64), eps)
-    assert float(g.detach()) == pytest.approx(expected, rel=1e-12)
-    g.backward()
-    assert float(log_alpha.grad) == pytest.approx(expected_grad, rel=1e-9)
-
-
+# --------------------------------------------------------------------------- eq. (8): α
+# (the dual itself: tests/test_ops_temperature.py)
 @pytest.mark.parametrize("epsilon", [0.5, 1.5])
 def test_constrained_temperature_meets_kl_bound(epsilon):
     """Descending the dual on a fixed batch drives mean KL(q̂‖uniform) to ε."""

@@ -1,4 +1,4 @@
-"""The importance-weighted policy (eqs. 5–6) and its soft TD target (eqs. 10, 14).
+"""The importance-weighted policy (eqs. 5–6); its soft TD target is iwx.ops.td.soft_td_target.
 
 Shared by IWPL (training) and IWPA (adaptation).
 """
@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from iwx.ops.importance import importance_weights, td_target
+from iwx.ops.importance import importance_weights
+from iwx.ops.policy import samples_log_prob
 
 
 def score_prior_samples(prior, critic, obs, task, num_samples: int):
@@ -37,11 +38,6 @@ def prior_action(prior, obs):
     return actions.squeeze(-2)
 
 
-def soft_target(rewards, discounts, next_q, next_prior_log_prob, alpha, gamma, soft_value):
-    """Q̂ = r + γ d V(s') with V from K scored samples at s' (eq. 10 / eq. 14)."""
-    return td_target(rewards, discounts, soft_value(next_q, next_prior_log_prob, alpha), gamma)
-
-
 def reparameterised_samples(dist: torch.distributions.Normal, num_samples: int,
                             noise: torch.Tensor | None = None):
     """K samples a_k = μ + σ ε_k per state and their log-densities.
@@ -53,8 +49,7 @@ def reparameterised_samples(dist: torch.distributions.Normal, num_samples: int,
     if noise is None:
         noise = torch.randn((*mean.shape[:-2], num_samples, mean.shape[-1]), device=mean.device)
     actions = mean + std * noise
-    log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
-    return actions, log_prob
+    return actions, samples_log_prob(dist.loc, dist.scale, actions)
 
 
 @torch.no_grad()

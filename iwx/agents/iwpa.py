@@ -18,12 +18,13 @@ import copy
 import gin
 import torch
 
-from iwx.agents.acting import score_prior_samples, soft_target
+from iwx.agents.acting import score_prior_samples
 from iwx.agents.actors.importance import FixedAlpha, ImportanceWeightedActing
 from iwx.agents.base import Agent, Targets, optimise, split_steps, to_torch
 from iwx.nets.critics import shared_features_critic
 from iwx.ops.importance import soft_value_logmeanexp
 from iwx.ops.reduce import masked_mean
+from iwx.ops.td import adaptation_critic_loss, soft_td_target
 
 
 @gin.configurable
@@ -64,11 +65,10 @@ class IWPA(Agent):
         with torch.no_grad():
             _, log_prob, q_next = score_prior_samples(self.prior, self.target_critic, nxt, None,
                                                       self.num_samples)
-            target = soft_target(b["rewards"], b["discounts"], q_next, log_prob,
-                                 self.alpha, self.gamma, self.soft_value)
+            target = soft_td_target(b["rewards"], b["discounts"], q_next, log_prob,
+                                    self.alpha, self.gamma, self.soft_value)
         q = self.critic(now, b["actions"])
-        # Sum over problems of each problem's mean loss: Adam then treats them independently.
-        loss = (0.5 * ((q - target) ** 2 * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)).sum()
+        loss = adaptation_critic_loss(q, target, mask)                  # eq. (13)
         optimise(loss, self.optimizer)
         self.count_update()
         return {"td_loss": loss.item() / mask.shape[0],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gin
 import torch
 
-from iwx.agents.acting import score_prior_samples, soft_target
+from iwx.agents.acting import score_prior_samples
 from iwx.agents.actors.importance import ImportanceWeightedActing
 from iwx.agents.base import Agent, Targets, obs_task, optimise, split_steps, to_torch
 from iwx.agents.temperature import FixedTemperature
@@ -20,6 +20,8 @@ from iwx.nets.prior import GaussianPrior
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
                                 soft_value_logmeanexp)
 from iwx.ops.reduce import masked_mean
+from iwx.ops.td import critic_loss as td_critic_loss
+from iwx.ops.td import soft_td_target
 
 
 @gin.configurable
@@ -71,12 +73,12 @@ class IWPL(Agent):
             # K samples from the target prior at s_t .. s_{t+L}, scored by the target critic.
             samples, log_prob, q_k = score_prior_samples(
                 self.target_prior, self.target_critic, obs, task, self.num_samples)
-            target = soft_target(b["rewards"], b["discounts"], q_k[:, :, 1:],
-                                 log_prob[:, :, 1:], alpha, self.gamma, self.soft_value)
+            target = soft_td_target(b["rewards"], b["discounts"], q_k[:, :, 1:],
+                                    log_prob[:, :, 1:], alpha, self.gamma, self.soft_value)
             weights = importance_weights(q_k[:, :, :-1], alpha)         # q̂'  [nb, c, L, K]
 
         q = self.critic(now, b["actions"], task)                         # [nb, c, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)          # eq. (9)
+        critic_loss = td_critic_loss(q, target, mask)                     # eq. (9)
         optimise(critic_loss, self.critic_opt)
 
         dist = self.prior.distribution(now)

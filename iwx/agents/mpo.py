@@ -48,23 +48,12 @@ from iwx.agents.base import obs_task, optimise, split_steps, to_torch
 from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
-from iwx.ops.mpo import (decoupled_gaussian_kl, estep_weights, lagrangian_terms, mstep_loss,
-                         temperature_dual)
-from iwx.ops.policy import distral_soft_value, gaussian_kl
+from iwx.ops.importance import kl_to_empirical_prior
+from iwx.ops.mpo import decoupled_gaussian_kl, estep_weights, lagrangian_terms, mstep_loss
+from iwx.ops.policy import distral_soft_value, gaussian_kl, samples_log_prob
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
-
-
-def samples_log_prob(mean: torch.Tensor, std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """log N(a_k; μ, diag σ²) of K actions per state. μ, σ [..., A], a [..., K, A] -> [..., K]."""
-    return torch.distributions.Normal(mean.unsqueeze(-2), std.unsqueeze(-2)) \
-        .log_prob(actions).sum(-1)
-
-
-def estep_kl(weights: torch.Tensor) -> torch.Tensor:
-    """KL(w ‖ uniform over K) = Σ_k w_k log(K w_k) per state. [..., K] -> [...] (0 ≤ · ≤ log K)."""
-    k = weights.shape[-1]
-    return (torch.special.xlogy(weights, weights) + weights * math.log(k)).sum(-1)
+from iwx.ops.temperature import temperature_dual
 
 
 @gin.configurable
@@ -259,6 +248,7 @@ class MPO(GaussianPolicyLearner):
         self.count_update()
         metrics.update(critic_loss=float(critic_loss.detach()), temperature=self.temperature,
                        temperature_dual=dual,
-                       estep_kl=float(masked_mean(estep_kl(weights), mask)),
+                       estep_kl=float(masked_mean(kl_to_empirical_prior(q_now, self.temperature),
+                                                  mask)),
                        q_mean=float(masked_mean(q.detach(), mask)))
         return metrics

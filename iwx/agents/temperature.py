@@ -1,6 +1,7 @@
 """Temperature α of eqs. (6), (10): fixed, or set by the KL constraint of eq. (8).
 
-See :mod:`iwx.ops.temperature` for what ε bounds.
+See :mod:`iwx.ops.temperature` for what ε bounds and for the dual itself
+(the same function as MPO's E-step dual).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ConstrainedTemperature:
 
     def update(self, q_values: torch.Tensor) -> dict:
         """One gradient step on the dual for Q values [N, K] (constants)."""
-        loss = temperature_dual(self.log_alpha, q_values.reshape(-1, q_values.shape[-1]),
+        loss = temperature_dual(q_values.reshape(-1, q_values.shape[-1]), self.log_alpha.exp(),
                                 self.epsilon)
         self.optimizer.zero_grad()
         loss.backward()

@@ -16,6 +16,7 @@ from torch import nn
 from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import Torso
+from iwx.ops.policy import samples_log_prob
 
 
 @gin.configurable
@@ -45,8 +46,7 @@ class GaussianPrior(nn.Module):
     @staticmethod
     def samples_log_prob(dist: torch.distributions.Normal, actions: torch.Tensor) -> torch.Tensor:
         """log density of K actions per state [..., K, A] under ``dist`` [..., A]. -> [..., K]."""
-        return torch.distributions.Normal(dist.loc.unsqueeze(-2),
-                                          dist.scale.unsqueeze(-2)).log_prob(actions).sum(-1)
+        return samples_log_prob(dist.loc, dist.scale, actions)
 
     def sample(self, obs: Mapping[str, torch.Tensor], num_samples: int):
         """K actions per state. Returns actions [..., K, A] and log π0(a_k|s) [..., K]."""

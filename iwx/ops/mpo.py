@@ -7,8 +7,9 @@ from the *target* (old) policy; reductions over K are over the last axis and
 over B a (masked) mean.  All ``*_loss`` values are minimised.
 
 One MPO update, with these functions:
-    E-step   η ← minimise ``temperature_dual(q, η, ε)``  (η > 0: pass
-             η = exp(log η) or softplus(raw)); w = ``estep_weights(q, η)``.
+    E-step   η ← minimise ``iwx.ops.temperature.temperature_dual(q, η, ε)``, the
+             one temperature dual (IWPL's eq. (8) dual is the same function;
+             η > 0: pass η = exp(log η)); w = ``estep_weights(q, η)``.
     M-step   with π_μ = N(μ_θ, σ_old) and π_Σ = N(μ_old, σ_θ) (decoupling),
              ``mstep_loss(log π_μ(a_k), w) + mstep_loss(log π_Σ(a_k), w)``
              + ``lagrangian_terms`` of each part of ``decoupled_gaussian_kl``
@@ -20,8 +21,6 @@ to the M-step as a soft penalty, and bootstraps the critic from the soft value
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from iwx.ops.reduce import masked_mean
@@ -31,24 +30,10 @@ def estep_weights(q: torch.Tensor, eta) -> torch.Tensor:
     """Non-parametric E-step policy q(a_k|s) ∝ exp(Q(s, a_k)/η): softmax(q/η) over K.
 
     [B, K] -> [B, K]. Returned *detached* (constants for the M-step; η gets its
-    gradient only from :func:`temperature_dual`).
+    gradient only from :func:`iwx.ops.temperature.temperature_dual`).
     """
     eta = eta.detach() if torch.is_tensor(eta) else eta
     return torch.softmax(q.detach() / eta, dim=-1)
-
-
-def temperature_dual(q: torch.Tensor, eta: torch.Tensor, epsilon: float,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The E-step dual g(η) = η ε + η · mean_B log (1/K) Σ_k exp(Q(s_b, a_bk)/η).
-
-    log-mean-exp through ``logsumexp`` (stable for any η > 0); ``q`` is detached,
-    the gradient goes to η only:  g'(η) = ε − mean_B KL(q̂_η(·|s_b) ‖ uniform over K),
-    so at the minimum the E-step weights average a KL of ε to the K samples of
-    the old policy. ``mask`` [B] drops padded states. Returns a scalar.
-    """
-    q = q.detach()
-    log_mean_exp = torch.logsumexp(q / eta, dim=-1) - math.log(q.shape[-1])  # [B]
-    return eta * epsilon + eta * masked_mean(log_mean_exp, mask)
 
 
 def mstep_loss(log_pi_of_samples: torch.Tensor, weights: torch.Tensor,

@@ -1,4 +1,5 @@
-"""Losses of the parametric Gaussian policies: SVG(0) (RS(0)) and DISTRAL.
+"""Gaussian densities of K samples, and the losses of the parametric policies:
+SVG(0) (RS(0)) and DISTRAL.
 
 Pure functions of tensors. Sources: SVG(0) from Heess et al. 2015, "Learning
 Continuous Control Policies by Stochastic Value Gradients" (the paper's RS(0),
@@ -38,6 +39,18 @@ def svg0_policy_loss(q_of_reparam_action: torch.Tensor, *, kl: torch.Tensor | No
         loss = loss - entropy_cost * masked_mean(
             torch.broadcast_to(entropy, q_of_reparam_action.shape), mask)
     return loss
+
+
+def samples_log_prob(mean: torch.Tensor, std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log N(a_k; μ, diag σ²) of K actions per state, summed over the A action dims:
+    Σ_d [−(a_kd − μ_d)²/(2σ_d²) − log σ_d − ½ log 2π].
+
+    μ, σ [..., A], a [..., K, A] -> [..., K] (the density of every sample under
+    its state's Gaussian; the π0 densities of eqs. (10), (11) and MPO's M-step).
+    Gradients flow into all three arguments.
+    """
+    return torch.distributions.Normal(mean.unsqueeze(-2), std.unsqueeze(-2)) \
+        .log_prob(actions).sum(-1)
 
 
 def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor,
