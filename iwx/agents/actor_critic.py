@@ -41,6 +41,7 @@ from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import distral_soft_value, gaussian_kl, svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 def time_slice(dist: torch.distributions.Normal, sl: slice) -> torch.distributions.Normal:
@@ -114,7 +115,7 @@ class ActorCritic(GaussianPolicyLearner):
         target = self.critic_targets(b, task)
 
         q = self.critic(now, actions, task)                               # [nb, c, L]
-        out = {"critic_loss": masked_mean(0.5 * (q - target) ** 2, mask), "q": q.detach()}
+        out = {"critic_loss": td_critic_loss(q, target, mask), "q": q.detach()}  # eq. (9)
 
         dist = self.policy.distribution(now)                              # [nb, c, L, A]
         a, _ = reparameterised_samples(dist, self.num_samples, noise)     # [nb, c, L, K, A]

@@ -53,6 +53,7 @@ from iwx.ops.mpo import decoupled_gaussian_kl, estep_weights, lagrangian_terms, 
 from iwx.ops.policy import distral_soft_value, gaussian_kl, samples_log_prob
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
+from iwx.ops.td import critic_loss as td_critic_loss
 from iwx.ops.temperature import temperature_dual
 
 
@@ -225,7 +226,7 @@ class MPO(GaussianPolicyLearner):
         target = self.critic_targets(b, task, scored)
 
         q = self.critic(now, b["actions"], task)                           # [nb, c, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)
+        critic_loss = td_critic_loss(q, target, mask)                      # eq. (9)
         optimise(critic_loss, self.critic_opt)
 
         # E-step on the K samples at s_0..s_{L-1}, flattened to [N, K].

@@ -37,6 +37,7 @@ from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import gaussian_kl
 from iwx.ops.reduce import masked_mean, per_problem_mean
+from iwx.ops.td import adaptation_critic_loss
 
 
 @gin.configurable
@@ -102,7 +103,7 @@ class ParametricAdaptation(Agent):
                 v_next = v_next - self.kl_cost * (log_pi_next - self.prior.log_prob(nxt, a_next))
             target = b["rewards"] + self.gamma * b["discounts"] * v_next.mean(-1)
         q = self.critic(now, actions)                                      # [P, c, 1]
-        out = {"critic_loss": per_problem_mean(0.5 * (q - target) ** 2, mask), "q": q.detach()}
+        out = {"critic_loss": adaptation_critic_loss(q, target, mask), "q": q.detach()}
 
         dist = self.policy.distribution(now)                               # [P, c, 1, A]
         a, _ = reparameterised_samples(dist, self.num_samples, noise)

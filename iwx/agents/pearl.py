@@ -60,6 +60,7 @@ from iwx.ops.bottleneck import gaussian_latent_kl, reparameterised_latent
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 # ----------------------------------------------------------------------------- training
@@ -145,7 +146,7 @@ class PEARL(Agent):
             target = retrace_targets(q_taken, v_next, b["rewards"], b["discounts"], log_ratio,
                                      mask, self.gamma, self.retrace_lambda)
         q = self.q(self.critic, now, b["actions"], z)                   # [nb, c, L]
-        td = masked_mean(0.5 * (q - target) ** 2, mask)
+        td = td_critic_loss(q, target, mask)                             # eq. (9)
         kl = gaussian_latent_kl(mean, log_std).mean()
         return td + self.kl_cost * kl, {"td": td, "kl": kl, "q": q.detach(), "z": zd,
                                         "log_std": log_std.detach(),

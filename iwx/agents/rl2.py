@@ -44,6 +44,7 @@ from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussian
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 def chunk_inputs(b: dict) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -173,7 +174,7 @@ class RL2(Agent):
                                      self.gamma, self.retrace_lambda)          # [N, L]
 
         q = self.critic.q(h["critic"], actions)                                 # [N, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)
+        critic_loss = td_critic_loss(q, target, mask)                          # eq. (9)
 
         dist = self.actor.distribution(h["actor"])                              # [N, L, A]
         samples = dist.rsample((k,)).movedim(0, -2)                             # [N, L, K, A]
