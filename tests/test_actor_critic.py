@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from iwx.agents.actor_critic import ActorCritic
-from iwx.agents.iwpa import fresh_critic, shared_features_critic
 from iwx.agents.parametric_adaptation import ParametricAdaptation
-from iwx.nets.critics import FeatureCritic, Features, PerTaskCritic
+from iwx.nets.critics import (FeatureCritic, Features, PerTaskCritic, fresh_critic,
+                              shared_features_critic)
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
 from iwx.nets.prior import GaussianPrior
@@ -216,6 +216,15 @@ def flat(module):
     return torch.cat([p.detach().flatten() for p in module.parameters()]).clone()
 
 
+def assert_resumes_exactly(agent, clone, batch, seed):
+    """``clone`` loaded from ``agent``'s state dict takes the very same next update."""
+    clone.load_state_dict(copy.deepcopy(agent.state_dict()))
+    torch.manual_seed(seed)
+    a = agent.update(batch)
+    torch.manual_seed(seed)
+    assert clone.update(batch) == a
+
+
 def test_actor_critic_update_moves_its_nets_copies_targets_and_round_trips():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -238,12 +247,7 @@ def test_actor_critic_update_moves_its_nets_copies_targets_and_round_trips():
     assert actions.shape == (3, 2) and extras["log_prob"].shape == (3,)
 
     clone = tiny_agent(target_period=2)
-    clone.load_state_dict(copy.deepcopy(agent.state_dict()))
-    batch = training_batch(rng)
-    torch.manual_seed(5)
-    a = agent.update(batch)
-    torch.manual_seed(5)
-    assert clone.update(batch) == a
+    assert_resumes_exactly(agent, clone, training_batch(rng), seed=5)
     assert clone.updates == agent.updates == 3
 
     rs0 = tiny_agent(with_prior=False)
@@ -321,12 +325,7 @@ def test_adaptation_update_moves_only_what_the_variant_adapts(variant):
     assert agent.act(obs).shape == agent.act(obs, explore=True).shape == (3, 2)
     clone = ParametricAdaptation(None if variant == "From Scratch" else pretrained, HELD_OUT, 2,
                                  3, device=CPU, learning_rate=1e-2, **kw)
-    clone.load_state_dict(copy.deepcopy(agent.state_dict()))
-    batch = adaptation_batch(rng)
-    torch.manual_seed(2)
-    a = agent.update(batch)
-    torch.manual_seed(2)
-    assert clone.update(batch) == a
+    assert_resumes_exactly(agent, clone, adaptation_batch(rng), seed=2)
 
 
 def test_adaptation_explores_with_the_prior_and_needs_one_where_it_uses_it():

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from iwx.agents.iwpa import IWPA, fresh_critic, shared_features_critic
+from iwx.agents.iwpa import IWPA
 from iwx.agents.iwpl import IWPL
 from iwx.agents.temperature import ConstrainedTemperature, FixedTemperature
 from iwx.envs.point_nav import PointNavVec
 from iwx.loops.episodes import play_episode
-from iwx.nets.critics import FeatureCritic
+from iwx.nets.critics import FeatureCritic, fresh_critic, shared_features_critic
 from iwx.nets.prior import GaussianPrior
 from iwx.nets.torso import EnsembleTorso, Torso
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,

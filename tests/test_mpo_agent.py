@@ -117,7 +117,7 @@ def test_mstep_respects_the_decoupled_trust_regions_and_improves_the_likelihood(
 class FixedGaussian(nn.Module):
     """N(μ, diag σ²) with known parameters at every state (a stand-in policy / prior)."""
 
-    inputs = ("position",)
+    inputs, task_key = ("position",), None
 
     def __init__(self, mean, std):
         super().__init__()
@@ -275,7 +275,7 @@ def test_act_returns_unclipped_actions_and_their_log_density():
         hand = (-0.5 * ((actions - mu) / sigma) ** 2 - np.log(sigma)
                 - 0.5 * math.log(2 * math.pi)).sum(-1)
         np.testing.assert_allclose(extras["log_prob"], hand, atol=1e-5)
-    assert MPO.replay_extras == {"log_prob": ()}
+    assert agent.replay_extras == {"log_prob": ()}
 
 
 def test_bad_settings_are_refused():

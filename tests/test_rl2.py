@@ -65,6 +65,20 @@ def actor_state(agent):
     return tuple(x.clone() for x in agent.memory.state["actor"])
 
 
+def replay_from_fresh_memory(agent, seed, steps, reference):
+    """After begin_tasks the memory is zeros and, for the same seed, the episode
+    ``reference`` is played again action for action (and extra for extra)."""
+    agent.begin_tasks(3)
+    for value in agent.memory.before().values():
+        assert torch.count_nonzero(value) == 0
+    torch.manual_seed(seed)
+    again = play(agent, 1, steps, 3)[0]
+    for a, b in zip(reference, again):
+        np.testing.assert_array_equal(a["actions"], b["actions"])
+        for key in a["extras"]:
+            np.testing.assert_array_equal(a["extras"][key], b["extras"][key])
+
+
 # (a) ------------------------------------------------------------------------------------
 def test_memory_is_carried_across_episodes_and_reset_between_tasks():
     agent = make_agent()
@@ -80,15 +94,7 @@ def test_memory_is_carried_across_episodes_and_reset_between_tasks():
     np.testing.assert_allclose(start_of_second["prev_action"], first[-1]["actions"])
     np.testing.assert_allclose(start_of_second["prev_reward"], first[-1]["rewards"])
 
-    agent.begin_tasks(3)                                       # new tasks: memory is zeros
-    for value in agent.memory.before().values():
-        assert torch.count_nonzero(value) == 0
-    torch.manual_seed(1)
-    again = play(agent, 1, 5, 3)[0]
-    for a, b in zip(first, again):
-        np.testing.assert_array_equal(a["actions"], b["actions"])
-        for key in a["extras"]:
-            np.testing.assert_array_equal(a["extras"][key], b["extras"][key])
+    replay_from_fresh_memory(agent, 1, 5, first)               # new tasks: memory is zeros
 
 
 def test_rows_whose_episode_ended_keep_their_memory():
@@ -303,13 +309,7 @@ def test_adaptation_never_learns_and_carries_memory_within_a_task():
         np.testing.assert_array_equal(a["actions"], b["actions"])
     assert not np.allclose(first[0]["actions"], second[0]["actions"])
 
-    adapt.begin_tasks(3)                                # a new task: memory back to zeros
-    for value in adapt.memory.before().values():
-        assert torch.count_nonzero(value) == 0
-    torch.manual_seed(2)
-    fresh = play(adapt, 1, 4, 3)[0]
-    for a, b in zip(first, fresh):
-        np.testing.assert_array_equal(a["actions"], b["actions"])
+    replay_from_fresh_memory(adapt, 2, 4, first)        # a new task: memory back to zeros
 
 
 def test_adaptation_factory_checks_its_inputs():

@@ -30,32 +30,18 @@ Decisions (the paper is silent):
 
 from __future__ import annotations
 
-import contextlib
-import copy
-from typing import ClassVar
-
 import gin
 import torch
 
-from iwx.agents.acting import gaussian_action, reparameterised_samples
-from iwx.agents.base import task_rows, to_torch
+from iwx.agents.acting import reparameterised_samples
+from iwx.agents.base import frozen, obs_task, optimise, split_steps, to_torch
+from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import distral_soft_value, gaussian_kl, svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
-
-
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module):
-    """Evaluate ``module`` without gradients into its parameters (inputs still get them)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 def time_slice(dist: torch.distributions.Normal, sl: slice) -> torch.distributions.Normal:
@@ -64,11 +50,13 @@ def time_slice(dist: torch.distributions.Normal, sl: slice) -> torch.distributio
 
 
 @gin.configurable
-class ActorCritic:
-    """Multi-task RS(0) (``prior=None``) or DISTRAL (``prior=@GaussianPrior``, ``kl_cost`` = α)."""
+class ActorCritic(GaussianPolicyLearner):
+    """Multi-task RS(0) (``prior=None``) or DISTRAL (``prior=@GaussianPrior``, ``kl_cost`` = α).
 
-    replay_extras: ClassVar[dict[str, tuple[int, ...]]] = {"log_prob": ()}
-    context_length = 0
+    Acts through :class:`GaussianActing`: a ~ π_i(·|s), or π0 when ``explore`` (DISTRAL).
+    """
+
+    PARTS = (*GaussianPolicyLearner.NETWORK_PARTS, "updates")   # the prior's: DISTRAL only
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  policy=GaussianPolicy, critic=FeatureCritic, prior=None, kl_cost: float = 0.0,
@@ -84,44 +72,19 @@ class ActorCritic:
             raise ValueError(f"ActorCritic.num_samples must be >= 1, got {num_samples}")
         if not 0.0 <= retrace_lambda <= 1.0:
             raise ValueError(f"ActorCritic.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
-        self.device = device
-        self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
-        self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
-        self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)
-        if self.prior is not None:
-            privileged = {self.critic.task_key, self.policy.task_key} - {None}
-            if set(self.prior.inputs) & privileged:
-                raise ValueError(f"the prior π0 sees {sorted(set(self.prior.inputs) & privileged)}"
-                                 f", which only the policy / critic may see (information "
-                                 f"asymmetry): fix GaussianPrior.inputs")
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_prior = (None if self.prior is None
-                             else copy.deepcopy(self.prior).requires_grad_(False))
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
-        self.prior_opt = (None if self.prior is None
-                          else torch.optim.Adam(self.prior.parameters(), lr=prior_lr))
+        self.build_networks(obs_spec, action_dim, num_tasks, device, policy=policy,
+                            critic=critic, prior=prior, target_period=target_period,
+                            critic_lr=critic_lr, policy_lr=policy_lr, prior_lr=prior_lr)
         self.kl_cost, self.num_samples, self.gamma = kl_cost, num_samples, gamma
-        self.retrace_lambda, self.target_period = retrace_lambda, target_period
+        self.retrace_lambda = retrace_lambda
         self.updates = 0
-
-    # -- acting ----------------------------------------------------------------
-    def act(self, obs: dict, explore: bool = False):
-        """a ~ π_i(·|s) (π0 when ``explore`` and there is a prior), unclipped, with log μ(a|s).
-
-        obs [B, ...] -> actions [B, A], {"log_prob": [B]}.
-        """
-        net = self.prior if explore and self.prior is not None else self.policy
-        return gaussian_action(net, to_torch(obs, self.device))
 
     # -- learning --------------------------------------------------------------
     @torch.no_grad()
     def critic_targets(self, b: dict, task) -> torch.Tensor:
         """Retrace targets Q_ret [nb, c, L] from the target networks (module docstring)."""
         obs = b["obs"]
-        now = {k: v[:, :, :-1] for k, v in obs.items()}
-        nxt = {k: v[:, :, 1:] for k, v in obs.items()}
+        now, nxt = split_steps(obs)
         pi = self.target_policy.distribution(obs)                         # [nb, c, L+1, A]
         a_next, log_pi_next = reparameterised_samples(time_slice(pi, slice(1, None)),
                                                       self.num_samples)  # [nb, c, L, K(, A)]
@@ -147,13 +110,12 @@ class ActorCritic:
             raise ValueError("ActorCritic needs batch['extras']['log_prob'] (log μ(a|s) of the "
                              "acting policy, for Retrace): the replay must store "
                              "ActorCritic.replay_extras")
-        nb = mask.shape[0]
-        task = task_rows(obs.get(self.critic.task_key), nb, self.critic.task_key)
-        now = {k: v[:, :, :-1] for k, v in obs.items()}
+        task = obs_task(obs, self.critic.task_key)
+        now, _ = split_steps(obs)
         target = self.critic_targets(b, task)
 
         q = self.critic(now, actions, task)                               # [nb, c, L]
-        out = {"critic_loss": masked_mean(0.5 * (q - target) ** 2, mask), "q": q.detach()}
+        out = {"critic_loss": td_critic_loss(q, target, mask), "q": q.detach()}  # eq. (9)
 
         dist = self.policy.distribution(now)                              # [nb, c, L, A]
         a, _ = reparameterised_samples(dist, self.num_samples, noise)     # [nb, c, L, K, A]
@@ -175,40 +137,14 @@ class ActorCritic:
         return out
 
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] (layout: iwx.replay.task_replay)."""
         b = to_torch(batch, self.device)
         out = self.losses(b)
         total = out["critic_loss"] + out["policy_loss"] + out.get("prior_loss", 0.0)
-        opts = [o for o in (self.critic_opt, self.policy_opt, self.prior_opt) if o is not None]
-        for opt in opts:
-            opt.zero_grad()
-        total.backward()
-        for opt in opts:
-            opt.step()
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_critic.load_state_dict(self.critic.state_dict())
-            self.target_policy.load_state_dict(self.policy.state_dict())
-            if self.prior is not None:
-                self.target_prior.load_state_dict(self.prior.state_dict())
+        optimise(total, self.critic_opt, self.policy_opt, self.prior_opt)
+        self.count_update()
         metrics = {name: float(out[name].detach()) for name in
                    ("critic_loss", "policy_loss", "prior_loss", "kl_to_prior", "policy_std")
                    if name in out}
         metrics["q_mean"] = float(masked_mean(out["q"], b["mask"]))
         return metrics
-
-    # -- checkpointing -----------------------------------------------------------
-    def _parts(self) -> tuple[str, ...]:
-        parts = ("policy", "critic", "target_policy", "target_critic", "critic_opt",
-                 "policy_opt")
-        return parts + (("prior", "target_prior", "prior_opt") if self.prior is not None else ())
-
-    def state_dict(self) -> dict:
-        state = {name: getattr(self, name).state_dict() for name in self._parts()}
-        state["updates"] = self.updates
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in self._parts():
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]

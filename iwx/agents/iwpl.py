@@ -8,14 +8,12 @@ with target networks (φ', θ') refreshed every ``target_period`` updates.
 
 from __future__ import annotations
 
-import copy
-
 import gin
-import numpy as np
 import torch
 
-from iwx.agents.acting import importance_weighted_action, prior_action, score_prior_samples
-from iwx.agents.base import task_rows, to_torch
+from iwx.agents.acting import score_prior_samples
+from iwx.agents.actors.importance import ImportanceWeightedActing
+from iwx.agents.base import Agent, Targets, obs_task, optimise, split_steps, to_torch
 from iwx.agents.temperature import FixedTemperature
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.prior import GaussianPrior
@@ -27,7 +25,12 @@ from iwx.ops.td import soft_td_target
 
 
 @gin.configurable
-class IWPL:
+class IWPL(Agent):
+    """Acts through :class:`ImportanceWeightedActing` (π0 + critic + α); learns Q_i and π0."""
+
+    PARTS = ("prior", "critic", "target_prior", "target_critic", "critic_opt", "prior_opt",
+             "temperature", "updates")
+
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  prior=GaussianPrior, critic=FeatureCritic, temperature=FixedTemperature,
                  soft_value=soft_value_logmeanexp, num_samples: int = 16, gamma: float = 0.99,
@@ -35,35 +38,36 @@ class IWPL:
         self.device = device
         self.prior = prior(obs_spec, action_dim).to(device)
         self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
-        self.target_prior = copy.deepcopy(self.prior).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.targets = Targets(target_period, "IWPL")
+        self.target_prior = self.targets.copy(self.prior)
+        self.target_critic = self.targets.copy(self.critic)
         self.temperature = temperature()
         self.temperature.check(num_samples)
         self.soft_value, self.num_samples, self.gamma = soft_value, num_samples, gamma
         self.target_period = target_period
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.prior_opt = torch.optim.Adam(self.prior.parameters(), lr=prior_lr)
+        self.acting = ImportanceWeightedActing(self.prior, self.critic, self.temperature,
+                                               num_samples, task_key=self.critic.task_key,
+                                               device=device)
         self.updates = 0
 
-    # -- acting ----------------------------------------------------------------
-    def act(self, obs: dict, explore: bool = False) -> np.ndarray:
-        """Actions in [-1, 1] for a batch of states, one row per task. obs [B, ...] -> [B, A]."""
-        obs = to_torch(obs, self.device)
-        if explore:
-            return prior_action(self.prior, obs).cpu().numpy()
-        rows = next(iter(obs.values())).shape[0]
-        task = task_rows(obs.get(self.critic.task_key), rows, self.critic.task_key)
-        return importance_weighted_action(self.prior, self.critic, obs, task,
-                                          self.temperature.alpha, self.num_samples).cpu().numpy()
+    @classmethod
+    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, prior, critic, num_samples,
+                   **_):
+        """π0 and the critic (eqs. 5–6); α comes with the parameters (``load_params``)."""
+        critic = critic(obs_spec, action_dim, num_tasks).to(device)
+        return ImportanceWeightedActing(prior(obs_spec, action_dim).to(device), critic,
+                                        None, num_samples, task_key=critic.task_key,
+                                        device=device)
 
     # -- learning --------------------------------------------------------------
     def update(self, batch: dict) -> dict:
         """One learner step on chunks [nb, c, L(+1), ...] (see iwx.replay)."""
         b = to_torch(batch, self.device)
         obs, mask = b["obs"], b["mask"]
-        nb = mask.shape[0]
-        task = task_rows(obs.get(self.critic.task_key), nb, self.critic.task_key)
-        now = {k: v[:, :, :-1] for k, v in obs.items()}                # s_t      [nb, c, L, ...]
+        task = obs_task(obs, self.critic.task_key)
+        now, _ = split_steps(obs)                                        # s_t [nb, c, L, ...]
         alpha = self.temperature.alpha
         with torch.no_grad():
             # K samples from the target prior at s_t .. s_{t+L}, scored by the target critic.
@@ -75,23 +79,16 @@ class IWPL:
 
         q = self.critic(now, b["actions"], task)                         # [nb, c, L]
         critic_loss = td_critic_loss(q, target, mask)                     # eq. (9)
-        self.critic_opt.zero_grad()
-        critic_loss.backward()
-        self.critic_opt.step()
+        optimise(critic_loss, self.critic_opt)
 
         dist = self.prior.distribution(now)
         log_prior = self.prior.samples_log_prob(dist, samples[:, :, :-1])  # [nb, c, L, K]
         p_loss = masked_mean(prior_loss(weights, log_prior), mask)        # eq. (11)
-        self.prior_opt.zero_grad()
-        p_loss.backward()
-        self.prior_opt.step()
+        optimise(p_loss, self.prior_opt)
 
         valid = mask.bool()
         metrics = self.temperature.update(q_k[:, :, :-1][valid])
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_prior.load_state_dict(self.prior.state_dict())
-            self.target_critic.load_state_dict(self.critic.state_dict())
+        self.count_update()
         with torch.no_grad():
             kl = kl_to_empirical_prior(q_k[:, :, :-1], alpha)
             std = dist.scale.detach()  # before this update's step: the σ the loss saw
@@ -100,18 +97,3 @@ class IWPL:
                        q_mean=float(masked_mean(q.detach(), mask)),
                        prior_std=float(std.mean()))
         return metrics
-
-    # -- checkpointing -----------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"prior": self.prior.state_dict(), "critic": self.critic.state_dict(),
-                "target_prior": self.target_prior.state_dict(),
-                "target_critic": self.target_critic.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(),
-                "prior_opt": self.prior_opt.state_dict(),
-                "temperature": self.temperature.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("prior", "critic", "target_prior", "target_critic", "critic_opt",
-                     "prior_opt", "temperature"):
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]

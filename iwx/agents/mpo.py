@@ -3,7 +3,7 @@
 MPO (Abdolmaleki et al., "Maximum a Posteriori Policy Optimisation", 2018) with
 the decoupled Gaussian trust region, on one task-conditioned Gaussian policy
 π_i(a|s) = π(a|s, task id) for every training task. One learner step on chunks
-[nb, c, L(+1), ...] (docs/AGENTS.md), with target networks (π', Q', π0')
+[nb, c, L(+1), ...] (iwx.replay.task_replay), with target networks (π', Q', π0')
 refreshed every ``target_period`` updates:
 
   Critic   Q(s_t, a_t) regressed on Retrace targets (iwx.ops.retrace) from Q',
@@ -38,14 +38,14 @@ Decisions where the papers are silent (defaults):
 
 from __future__ import annotations
 
-import copy
 import math
 
 import gin
 import torch
 
-from iwx.agents.acting import gaussian_action, reparameterised_samples
-from iwx.agents.base import task_rows, to_torch
+from iwx.agents.acting import reparameterised_samples
+from iwx.agents.base import obs_task, optimise, split_steps, to_torch
+from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.importance import kl_to_empirical_prior
@@ -53,21 +53,25 @@ from iwx.ops.mpo import decoupled_gaussian_kl, estep_weights, lagrangian_terms, 
 from iwx.ops.policy import distral_soft_value, gaussian_kl, samples_log_prob
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
+from iwx.ops.td import critic_loss as td_critic_loss
 from iwx.ops.temperature import temperature_dual
 
 
 @gin.configurable
-class MPO:
+class MPO(GaussianPolicyLearner):
     """Multi-task MPO (``prior=None``) or MPO + DISTRAL (``prior=GaussianPrior``, ``kl_cost`` α).
 
     ``epsilon``: E-step bound on the mean per-state KL(w ‖ uniform over the K
     samples), nats, < log K. ``epsilon_mean`` / ``epsilon_std``: M-step bounds on
     the mean decoupled KL of the mean and of the std. ``num_samples`` K.
-    ``retrace_lambda`` λ of the traces (0: one-step targets).
+    ``retrace_lambda`` λ of the traces (0: one-step targets). Acts through
+    :class:`GaussianActing`: one unclipped action per row with its log-density,
+    from π0 when ``explore`` and there is one (its density is then the behaviour's).
     """
 
-    replay_extras = {"log_prob": ()}
-    context_length = 0
+    DUALS = ("log_temperature", "log_multiplier_mean", "log_multiplier_std")
+    PARTS = (*GaussianPolicyLearner.NETWORK_PARTS, "temperature_opt", "multiplier_opt",
+             *DUALS, "updates")                  # the prior's: MPO + DISTRAL only
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  policy=GaussianPolicy, critic=FeatureCritic, prior=None, kl_cost: float = 0.0,
@@ -98,18 +102,12 @@ class MPO:
                              f"(MPO + DISTRAL) or set kl_cost = 0 (plain MPO)")
         if not 0 <= retrace_lambda <= 1:
             raise ValueError(f"MPO.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
-        self.device = device
-        self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
-        self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
-        self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_prior = (None if self.prior is None
-                             else copy.deepcopy(self.prior).requires_grad_(False))
+        self.build_networks(obs_spec, action_dim, num_tasks, device, policy=policy,
+                            critic=critic, prior=prior, target_period=target_period,
+                            critic_lr=critic_lr, policy_lr=policy_lr, prior_lr=prior_lr)
         self.kl_cost, self.epsilon = float(kl_cost), float(epsilon)
         self.epsilon_mean, self.epsilon_std = float(epsilon_mean), float(epsilon_std)
         self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
-        self.target_period = target_period
 
         def log_param(value):
             return torch.tensor(math.log(value), device=device, requires_grad=True)
@@ -120,25 +118,11 @@ class MPO:
         self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=dual_lr)
         self.multiplier_opt = torch.optim.Adam(
             [self.log_multiplier_mean, self.log_multiplier_std], lr=dual_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
-        self.prior_opt = (None if self.prior is None
-                          else torch.optim.Adam(self.prior.parameters(), lr=prior_lr))
         self.updates = 0
 
     @property
     def temperature(self) -> float:
         return float(self.log_temperature.detach().exp())
-
-    # -- acting ----------------------------------------------------------------
-    def act(self, obs: dict, explore: bool = False):
-        """One unclipped Gaussian action per row, and its log-density under the actor.
-
-        obs [B, ...] -> actions [B, A], {"log_prob": [B]}. ``explore`` acts from π0
-        when there is one (its density is then the behaviour density).
-        """
-        actor = self.prior if explore and self.prior is not None else self.policy
-        return gaussian_action(actor, to_torch(obs, self.device))
 
     # -- the pieces of one update ------------------------------------------------
     @torch.no_grad()
@@ -162,7 +146,7 @@ class MPO:
     @torch.no_grad()
     def critic_targets(self, b: dict, task, scored: dict) -> torch.Tensor:
         """Retrace targets [nb, c, L] from Q' and V(s_{t+1}) (soft with a prior and α > 0)."""
-        now = {k: v[:, :, :-1] for k, v in b["obs"].items()}
+        now, _ = split_steps(b["obs"])
         q_next = scored["q"][:, :, 1:]                                  # [nb, c, L, K]
         if scored["log_prior"] is not None and self.kl_cost > 0:
             v_next = distral_soft_value(q_next, scored["log_pi"][:, :, 1:],
@@ -182,9 +166,7 @@ class MPO:
         q [N, K] (constants), mask [N] -> weights [N, K] (detached), dual value.
         """
         dual = temperature_dual(q, self.log_temperature.exp(), self.epsilon, mask)
-        self.temperature_opt.zero_grad()
-        dual.backward()
-        self.temperature_opt.step()
+        optimise(dual, self.temperature_opt)
         return estep_weights(q, self.log_temperature.exp()), float(dual.detach())
 
     def kl_penalty(self, mean, std, prior_mean, prior_std, mask=None) -> torch.Tensor:
@@ -217,12 +199,8 @@ class MPO:
             penalty = self.kl_penalty(mean, std, prior_dist.loc, prior_dist.scale, mask)
             loss = loss + penalty
             metrics["kl_penalty"] = float(penalty.detach())
-        self.policy_opt.zero_grad()
-        loss.backward()
-        self.policy_opt.step()
-        self.multiplier_opt.zero_grad()
-        (dual_mean + dual_std).backward()
-        self.multiplier_opt.step()
+        optimise(loss, self.policy_opt)
+        optimise(dual_mean + dual_std, self.multiplier_opt)
         metrics.update(policy_loss=float(loss.detach()),
                        kl_mean=float(masked_mean(kl_mean.detach(), mask)),
                        kl_std=float(masked_mean(kl_std.detach(), mask)),
@@ -234,27 +212,22 @@ class MPO:
         """One step of π0 on E_s KL(sg π_θ ‖ π0) (eq. 2, analytic for Gaussians)."""
         loss = masked_mean(gaussian_kl(mean.detach(), std.detach(), prior_dist.loc,
                                        prior_dist.scale), mask)
-        self.prior_opt.zero_grad()
-        loss.backward()
-        self.prior_opt.step()
+        optimise(loss, self.prior_opt)
         return float(loss.detach())
 
     # -- learning --------------------------------------------------------------
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] (layout: iwx.replay.task_replay)."""
         b = to_torch(batch, self.device)
         obs, mask = b["obs"], b["mask"]
-        nb = mask.shape[0]
-        task = task_rows(obs.get(self.critic.task_key), nb, self.critic.task_key)
-        now = {k: v[:, :, :-1] for k, v in obs.items()}                  # s_t [nb, c, L, ...]
+        task = obs_task(obs, self.critic.task_key)
+        now, _ = split_steps(obs)                                          # s_t [nb, c, L, ...]
         scored = self.sample_and_score(obs, task)
         target = self.critic_targets(b, task, scored)
 
         q = self.critic(now, b["actions"], task)                           # [nb, c, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)
-        self.critic_opt.zero_grad()
-        critic_loss.backward()
-        self.critic_opt.step()
+        critic_loss = td_critic_loss(q, target, mask)                      # eq. (9)
+        optimise(critic_loss, self.critic_opt)
 
         # E-step on the K samples at s_0..s_{L-1}, flattened to [N, K].
         k = self.num_samples
@@ -273,43 +246,10 @@ class MPO:
             metrics["prior_loss"] = self.distill(prior_dist, dist.loc, dist.scale, mask)
             metrics["kl_to_prior"] = metrics["prior_loss"]
 
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_policy.load_state_dict(self.policy.state_dict())
-            self.target_critic.load_state_dict(self.critic.state_dict())
-            if self.prior is not None:
-                self.target_prior.load_state_dict(self.prior.state_dict())
+        self.count_update()
         metrics.update(critic_loss=float(critic_loss.detach()), temperature=self.temperature,
                        temperature_dual=dual,
                        estep_kl=float(masked_mean(kl_to_empirical_prior(q_now, self.temperature),
                                                   mask)),
                        q_mean=float(masked_mean(q.detach(), mask)))
         return metrics
-
-    # -- checkpointing -----------------------------------------------------------
-    NETS = ("policy", "critic", "target_policy", "target_critic", "critic_opt", "policy_opt",
-            "temperature_opt", "multiplier_opt")
-    DUALS = ("log_temperature", "log_multiplier_mean", "log_multiplier_std")
-
-    def state_dict(self) -> dict:
-        state = {name: getattr(self, name).state_dict() for name in self.NETS}
-        state.update({name: getattr(self, name).detach().clone() for name in self.DUALS})
-        if self.prior is not None:
-            for name in ("prior", "target_prior", "prior_opt"):
-                state[name] = getattr(self, name).state_dict()
-        state["updates"] = self.updates
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        if (self.prior is None) != ("prior" not in state):
-            raise ValueError("MPO.load_state_dict: the checkpoint and this agent disagree on "
-                             "whether there is a behaviour prior (MPO vs MPO + DISTRAL)")
-        for name in self.NETS:
-            getattr(self, name).load_state_dict(state[name])
-        with torch.no_grad():
-            for name in self.DUALS:
-                getattr(self, name).copy_(state[name])
-        if self.prior is not None:
-            for name in ("prior", "target_prior", "prior_opt"):
-                getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]

@@ -25,26 +25,28 @@ treats the problems independently (as IWPA does).
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
 
 import gin
-import numpy as np
 import torch
 
 from iwx.agents.acting import reparameterised_samples
-from iwx.agents.actor_critic import frozen
-from iwx.agents.base import to_torch
-from iwx.agents.iwpa import fresh_critic
+from iwx.agents.actors.gaussian import GaussianActing
+from iwx.agents.base import Agent, Targets, frozen, optimise, split_steps, to_torch
+from iwx.nets.critics import fresh_critic
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.policy import gaussian_kl
 from iwx.ops.reduce import masked_mean, per_problem_mean
+from iwx.ops.td import adaptation_critic_loss
 
 
 @gin.configurable
-class ParametricAdaptation:
-    replay_extras: ClassVar[dict[str, tuple[int, ...]]] = {}
-    learns = True
+class ParametricAdaptation(Agent):
+    """Acts through :class:`GaussianActing` (π_p, or π0 in exploration episodes where there
+    is one); no behaviour density is stored (TD(0) needs none)."""
+
+    PARTS = ("policy", "critic", "target_policy", "target_critic", "critic_opt", "policy_opt",
+             "updates")
 
     def __init__(self, pretrained, obs_spec, action_dim: int, num_problems: int, *,
                  device: torch.device, critic_fn=fresh_critic, use_prior: bool = True,
@@ -56,7 +58,7 @@ class ParametricAdaptation:
             raise ValueError(f"ParametricAdaptation.kl_cost must be >= 0, got {kl_cost}")
         if num_samples < 1:
             raise ValueError(f"ParametricAdaptation.num_samples must be >= 1, got {num_samples}")
-        prior = getattr(pretrained, "prior", None)
+        prior = None if pretrained is None else pretrained.prior
         if use_prior and prior is None:
             what = ("no pretrained agent" if pretrained is None
                     else f"the pretrained {type(pretrained).__name__} has no prior")
@@ -73,24 +75,18 @@ class ParametricAdaptation:
             self.policy = EnsembleGaussianPolicy.like(template, obs_spec, num_problems,
                                                       copy_weights=False)
         self.policy = self.policy.to(device)
-        pretrained_critic = getattr(pretrained, "critic", None)
+        pretrained_critic = None if pretrained is None else pretrained.critic
         self.critic = critic_fn(pretrained_critic, obs_spec, action_dim, num_problems).to(device)
-        self.target_policy = copy.deepcopy(self.policy).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.targets = Targets(target_period, "ParametricAdaptation")
+        self.target_policy = self.targets.copy(self.policy)
+        self.target_critic = self.targets.copy(self.critic)
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
         self.critic_opt = torch.optim.Adam(trainable, lr=learning_rate)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
         self.kl_cost = kl_cost if use_prior else 0.0
         self.num_samples, self.gamma, self.target_period = num_samples, gamma, target_period
+        self.acting = GaussianActing(self.policy, self.prior, log_prob=False, device=device)
         self.updates = 0
-
-    @torch.no_grad()
-    def act(self, obs: dict, explore: bool = False) -> np.ndarray:
-        """One action per problem row, unclipped: from π0 in exploration episodes (where
-        there is one), else from π_p. obs [P, ...] -> [P, A]."""
-        obs = to_torch(obs, self.device)
-        net = self.prior if explore and self.prior is not None else self.policy
-        return net.distribution(obs).sample().cpu().numpy().astype(np.float32)
 
     def losses(self, b: dict, noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """TD(0) critic loss and SVG(0) (+ α KL) policy loss on transitions [P, c, 1(+1)].
@@ -98,8 +94,7 @@ class ParametricAdaptation:
         ``noise``: ε [P, c, 1, K, A] of the policy's reparameterised samples (tests).
         """
         obs, mask, actions = b["obs"], b["mask"], b["actions"]
-        now = {k: v[:, :, :-1] for k, v in obs.items()}
-        nxt = {k: v[:, :, 1:] for k, v in obs.items()}
+        now, nxt = split_steps(obs)
         with torch.no_grad():
             a_next, log_pi_next = reparameterised_samples(self.target_policy.distribution(nxt),
                                                           self.num_samples)
@@ -108,7 +103,7 @@ class ParametricAdaptation:
                 v_next = v_next - self.kl_cost * (log_pi_next - self.prior.log_prob(nxt, a_next))
             target = b["rewards"] + self.gamma * b["discounts"] * v_next.mean(-1)
         q = self.critic(now, actions)                                      # [P, c, 1]
-        out = {"critic_loss": per_problem_mean(0.5 * (q - target) ** 2, mask), "q": q.detach()}
+        out = {"critic_loss": adaptation_critic_loss(q, target, mask), "q": q.detach()}
 
         dist = self.policy.distribution(now)                               # [P, c, 1, A]
         a, _ = reparameterised_samples(dist, self.num_samples, noise)
@@ -128,15 +123,8 @@ class ParametricAdaptation:
     def update(self, batch: dict) -> dict:
         b = to_torch(batch, self.device)
         out = self.losses(b)
-        self.critic_opt.zero_grad()
-        self.policy_opt.zero_grad()
-        (out["critic_loss"] + out["policy_loss"]).backward()
-        self.critic_opt.step()
-        self.policy_opt.step()
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_critic.load_state_dict(self.critic.state_dict())
-            self.target_policy.load_state_dict(self.policy.state_dict())
+        optimise(out["critic_loss"] + out["policy_loss"], self.critic_opt, self.policy_opt)
+        self.count_update()
         problems = b["mask"].shape[0]
         metrics = {"critic_loss": out["critic_loss"].item() / problems,
                    "policy_loss": out["policy_loss"].item() / problems,
@@ -145,15 +133,3 @@ class ParametricAdaptation:
         if "kl_to_prior" in out:
             metrics["kl_to_prior"] = float(out["kl_to_prior"])
         return metrics
-
-    _PARTS = ("policy", "critic", "target_policy", "target_critic", "critic_opt", "policy_opt")
-
-    def state_dict(self) -> dict:
-        state = {name: getattr(self, name).state_dict() for name in self._PARTS}
-        state["updates"] = self.updates
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in self._PARTS:
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]

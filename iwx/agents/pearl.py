@@ -35,16 +35,12 @@ Critic input: like every critic, Q sees clip(a, -1, 1), the action the
 environment executes (``iwx.nets.inputs.state_action``); actions stay
 unclipped everywhere else (replay, log-densities, SVG(0)'s sample).
 
-Acting (PEARL's posterior sampling): per environment row, the transitions of
-the current trial (since ``begin_tasks``) are kept, the last
-``context_length`` of them. At the start of each episode (the first act after
-``begin_tasks`` or after the row's episode ended) z ~ q(z | the row's context)
-is drawn — the prior N(0, I) when the context is empty — and held for the
-whole episode. A trial is ``MultiTaskTraining.episodes_per_task`` episodes in
-training (methods/pearl.gin: 2, prior then posterior episode) and the whole of
-adaptation, where PEARL* takes no gradient step (:class:`PEARLAdaptation`).
-Acting draws (z and actions) come from the agent's own torch generator,
-which is checkpointed, so a killed run resumes to the same numbers.
+Acting: PEARL's posterior sampling (:class:`iwx.agents.actors.posterior.PosteriorSampling`):
+z ~ q(z | the row's context) drawn at each episode start and held for the
+episode, from the acting part's own checkpointed generator. A trial is
+``MultiTaskTraining.episodes_per_task`` episodes in training (methods/pearl.gin:
+2, prior then posterior episode) and the whole of adaptation, where PEARL*
+takes no gradient step (:class:`PEARLAdaptation`).
 """
 
 from __future__ import annotations
@@ -53,160 +49,32 @@ import copy
 from collections.abc import Mapping
 
 import gin
-import numpy as np
 import torch
 
-from iwx.agents.base import to_torch
+from iwx.agents.actors.posterior import PosteriorSampling
+from iwx.agents.base import (AdaptsWithoutLearning, Agent, Targets, frozen, optimise,
+                             split_steps, to_torch)
 from iwx.nets.context import ContextCritic, ContextEncoder, context_transitions, rows_like
 from iwx.nets.policy import GaussianPolicy
 from iwx.ops.bottleneck import gaussian_latent_kl, reparameterised_latent
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
-
-
-# ----------------------------------------------------------------------------- acting
-class ContextMemory:
-    """Per-row context of the current trial and the latent each row acts with.
-
-    Holds, for B rows, the last ``context_length`` transitions (oldest first) of
-    the observation parts ``shapes``, and z [B, Z] with a flag saying which rows
-    must draw a new z before their next action (start of an episode).
-    """
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]], action_dim: int,
-                 latent_dim: int, context_length: int):
-        self.shapes, self.action_dim = dict(shapes), action_dim
-        self.latent_dim, self.length_max = latent_dim, context_length
-        self.rows = -1
-        self.begin(0)
-
-    def begin(self, rows: int) -> None:
-        """Forget everything: ``rows`` empty contexts, every row draws z at its next act."""
-        n, L = rows, self.length_max
-        self.rows = rows
-        self.obs = {k: np.zeros((n, L, *s), np.float32) for k, s in self.shapes.items()}
-        self.next_obs = {k: np.zeros((n, L, *s), np.float32) for k, s in self.shapes.items()}
-        self.actions = np.zeros((n, L, self.action_dim), np.float32)
-        self.rewards = np.zeros((n, L), np.float32)
-        self.length = np.zeros(n, np.int64)
-        self.z = np.zeros((n, self.latent_dim), np.float32)
-        self.needs_z = np.ones(n, bool)
-
-    def add(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        """Append one transition to every alive row (dropping its oldest when full)."""
-        alive = np.asarray(alive, bool)
-        if alive.shape != (self.rows,):
-            raise ValueError(f"observe() got {alive.shape[0]} rows, the memory holds {self.rows} "
-                             f"(call begin_tasks with the number of environment rows)")
-        full = alive & (self.length == self.length_max)
-        arrays = [*self.obs.values(), *self.next_obs.values(), self.actions, self.rewards]
-        if full.any():
-            for a in arrays:
-                a[full] = np.roll(a[full], -1, axis=1)
-        rows = np.flatnonzero(alive)
-        at = np.minimum(self.length[rows], self.length_max - 1)
-        for k in self.shapes:
-            self.obs[k][rows, at] = np.asarray(obs[k])[rows]
-            self.next_obs[k][rows, at] = np.asarray(next_obs[k])[rows]
-        self.actions[rows, at] = np.asarray(actions)[rows]
-        self.rewards[rows, at] = np.asarray(rewards)[rows]
-        self.length[rows] = np.minimum(self.length[rows] + 1, self.length_max)
-        self.needs_z |= alive & np.asarray(done, bool)
-
-    def context(self, rows: np.ndarray, device) -> tuple:
-        """The encoder's arguments for ``rows``: obs, actions, rewards, next_obs, mask [n, L, ...]."""
-        mask = (np.arange(self.length_max) < self.length[rows, None]).astype(np.float32)
-
-        def t(x):
-            return torch.as_tensor(x, device=device)
-
-        return ({k: t(v[rows]) for k, v in self.obs.items()}, t(self.actions[rows]),
-                t(self.rewards[rows]), {k: t(v[rows]) for k, v in self.next_obs.items()},
-                t(mask))
-
-    def state_dict(self) -> dict:
-        return copy.deepcopy({"obs": self.obs, "next_obs": self.next_obs,
-                              "actions": self.actions, "rewards": self.rewards,
-                              "length": self.length, "z": self.z, "needs_z": self.needs_z})
-
-    def load_state_dict(self, state: dict) -> None:
-        state = copy.deepcopy(state)
-        self.obs, self.next_obs = state["obs"], state["next_obs"]
-        self.actions, self.rewards, self.length = state["actions"], state["rewards"], state["length"]
-        self.z, self.needs_z = state["z"], state["needs_z"]
-        self.rows = len(self.length)
-
-
-class PosteriorSampling:
-    """Acting of PEARL*: z ~ q(z | context) drawn per row at each episode start, held for the
-    episode; a ~ π(·|s, z) unclipped, returned with log π(a|s, z) (the behaviour density)."""
-
-    def __init__(self, encoder: ContextEncoder, actor: GaussianPolicy, obs_spec,
-                 action_dim: int, context_length: int, device: torch.device):
-        self.encoder, self.actor, self.device = encoder, actor, device
-        keys = sorted(set(encoder.inputs))
-        self.memory = ContextMemory({k: tuple(obs_spec[k]) for k in keys}, action_dim,
-                                    encoder.latent_dim, context_length)
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(int(torch.randint(2 ** 62, ()).item()))  # from the run seed
-
-    def begin_tasks(self, num_rows: int) -> None:
-        self.memory.begin(num_rows)
-
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        self.memory.add(obs, actions, rewards, next_obs, done, alive)
-
-    @torch.no_grad()
-    def act(self, obs: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        rows = len(next(iter(obs.values())))
-        if self.memory.rows != rows:   # a loop that never called begin_tasks: a fresh trial
-            self.memory.begin(rows)
-        draw = np.flatnonzero(self.memory.needs_z)
-        if len(draw):
-            mean, log_std = self.encoder(*self.memory.context(draw, self.device))
-            z = reparameterised_latent(mean, log_std, generator=self.generator)
-            self.memory.z[draw] = z.cpu().numpy()
-            self.memory.needs_z[draw] = False
-        z = torch.as_tensor(self.memory.z, device=self.device)                 # [B, Z]
-        dist = self.actor.distribution(to_torch(obs, self.device), z)          # [B, A]
-        eps = torch.randn(dist.loc.shape, generator=self.generator, device=self.device)
-        actions = dist.loc + dist.scale * eps
-        log_prob = dist.log_prob(actions).sum(-1)
-        return actions.cpu().numpy(), {"log_prob": log_prob.cpu().numpy()}
-
-    def state_dict(self) -> dict:
-        return {"memory": self.memory.state_dict(), "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.memory.load_state_dict(state["memory"])
-        self.generator.set_state(state["generator"].cpu())
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 # ----------------------------------------------------------------------------- training
-class ActsByPosteriorSampling:
-    """The acting side PEARL and PEARLAdaptation share: everything goes to ``self.acting``
-    (a :class:`PosteriorSampling`); ``explore`` is ignored (PEARL* has no prior)."""
-
-    acting: PosteriorSampling
-
-    def begin_tasks(self, num_rows: int) -> None:
-        self.acting.begin_tasks(num_rows)
-
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        self.acting.observe(obs, actions, rewards, next_obs, done, alive)
-
-    def act(self, obs: dict, explore: bool = False):
-        """(actions [B, A], {"log_prob": [B]})."""
-        del explore
-        return self.acting.act(obs)
+def latent_actor(actor, obs_spec, action_dim: int, encoder: ContextEncoder) -> GaussianPolicy:
+    """π(a | s, z): the bound actor class without a task input, told the task by z."""
+    return actor(obs_spec, action_dim, 1, task_key=None, extra_dim=encoder.latent_dim)
 
 
 @gin.configurable
-class PEARL(ActsByPosteriorSampling):
-    """Multi-task PEARL* learner (docs/AGENTS.md contract). See the module docstring."""
+class PEARL(Agent):
+    """Multi-task PEARL* learner (iwx.agents.base.contract). See the module docstring."""
 
-    prior = None  # PEARL* has no behaviour prior
+    PARTS = ("encoder", "critic", "actor", "target_critic", "target_actor", "critic_opt",
+             "actor_opt", "acting", "updates")
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  encoder=ContextEncoder, critic=ContextCritic, actor=GaussianPolicy,
@@ -224,19 +92,29 @@ class PEARL(ActsByPosteriorSampling):
         self.encoder = encoder(obs_spec, action_dim).to(device)
         z_dim = self.encoder.latent_dim
         self.critic = critic(obs_spec, action_dim, z_dim).to(device)
-        self.actor = actor(obs_spec, action_dim, 1, task_key=None, extra_dim=z_dim).to(device)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.actor = latent_actor(actor, obs_spec, action_dim, self.encoder).to(device)
+        self.targets = Targets(target_period, "PEARL")
+        self.target_critic = self.targets.copy(self.critic)
+        self.target_actor = self.targets.copy(self.actor)
         self.context_length, self.kl_cost, self.gamma = context_length, kl_cost, gamma
         self.num_samples, self.retrace_lambda = num_samples, retrace_lambda
         self.target_period, self.entropy_cost = target_period, entropy_cost
-        self.replay_extras = {"log_prob": ()}
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(),
                                             *self.encoder.parameters()], lr=critic_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.updates = 0
+
+    @classmethod
+    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, encoder, actor,
+                   context_length, **_):
+        """The context encoder q(z|c) and the actor π(a|s, z)."""
+        del num_tasks
+        encoder = encoder(obs_spec, action_dim).to(device)
+        return PosteriorSampling(encoder, latent_actor(actor, obs_spec, action_dim,
+                                                       encoder).to(device),
+                                 obs_spec, action_dim, context_length, device)
 
     # -- learning --------------------------------------------------------------
     def posterior(self, context: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,8 +132,7 @@ class PEARL(ActsByPosteriorSampling):
         KL(q(z|c_i) ‖ N(0, I))), "q" [nb, c, L], "z" [nb, Z], "log_std" [nb, Z].
         """
         obs, mask = b["obs"], b["mask"]
-        now = {k: v[:, :, :-1] for k, v in obs.items()}                 # s_t      [nb, c, L, .]
-        nxt = {k: v[:, :, 1:] for k, v in obs.items()}                  # s_{t+1}
+        now, nxt = split_steps(obs)                                     # s_t, s_{t+1} [nb, c, L, .]
         mean, log_std = self.posterior(b["context"])                    # [nb, Z]
         z = reparameterised_latent(mean, log_std)                        # [nb, Z]
         zd = z.detach()
@@ -269,7 +146,7 @@ class PEARL(ActsByPosteriorSampling):
             target = retrace_targets(q_taken, v_next, b["rewards"], b["discounts"], log_ratio,
                                      mask, self.gamma, self.retrace_lambda)
         q = self.q(self.critic, now, b["actions"], z)                   # [nb, c, L]
-        td = masked_mean(0.5 * (q - target) ** 2, mask)
+        td = td_critic_loss(q, target, mask)                             # eq. (9)
         kl = gaussian_latent_kl(mean, log_std).mean()
         return td + self.kl_cost * kl, {"td": td, "kl": kl, "q": q.detach(), "z": zd,
                                         "log_std": log_std.detach(),
@@ -277,59 +154,35 @@ class PEARL(ActsByPosteriorSampling):
 
     def actor_loss(self, b: dict, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """SVG(0) at s_t with z held fixed (no gradient reaches the encoder or the critic)."""
-        now = {k: v[:, :, :-1] for k, v in b["obs"].items()}
+        now, _ = split_steps(b["obs"])
         dist = self.actor.distribution(now, rows_like(z.detach(), 4))   # [nb, c, L, A]
         actions = dist.rsample()
-        self.critic.requires_grad_(False)
-        try:
+        with frozen(self.critic):
             q = self.q(self.critic, now, actions, z.detach())
-        finally:
-            self.critic.requires_grad_(True)
         loss = svg0_policy_loss(q, entropy=dist.entropy().sum(-1),
                                 entropy_cost=self.entropy_cost, mask=b["mask"])
         return loss, dist.scale.detach()
 
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] with batch["context"] (docs/AGENTS.md)."""
+        """One learner step on chunks [nb, c, L(+1), ...] with batch["context"]."""
         if "context" not in batch:
             raise ValueError("PEARL.update needs batch['context'] (the loops add it when "
                              "agent.context_length > 0)")
         b = to_torch(batch, self.device)
         loss, parts = self.critic_loss(b)
-        self.critic_opt.zero_grad()
-        loss.backward()
-        self.critic_opt.step()
-
+        optimise(loss, self.critic_opt)
         a_loss, std = self.actor_loss(b, parts["z"])
-        self.actor_opt.zero_grad()
-        a_loss.backward()
-        self.actor_opt.step()
-
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_critic.load_state_dict(self.critic.state_dict())
-            self.target_actor.load_state_dict(self.actor.state_dict())
+        optimise(a_loss, self.actor_opt)
+        self.count_update()
         mask = b["mask"]
         return {"critic_loss": parts["td"].item(), "kl": parts["kl"].item(),
                 "actor_loss": a_loss.item(), "q_mean": float(masked_mean(parts["q"], mask)),
                 "posterior_std": float(parts["log_std"].exp().mean()),
                 "policy_std": float(std.mean())}
 
-    # -- checkpointing -----------------------------------------------------------
-    NETS = ("encoder", "critic", "actor", "target_critic", "target_actor", "critic_opt",
-            "actor_opt", "acting")
-
-    def state_dict(self) -> dict:
-        return {**{n: getattr(self, n).state_dict() for n in self.NETS}, "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in self.NETS:
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]
-
 
 # ----------------------------------------------------------------------------- adaptation
-class PEARLAdaptation(ActsByPosteriorSampling):
+class PEARLAdaptation(AdaptsWithoutLearning):
     """PEARL* on held-out problems: no gradient step, z inferred from the collected context.
 
     Frozen copies of the pretrained encoder and actor; one context per problem,
@@ -339,28 +192,18 @@ class PEARLAdaptation(ActsByPosteriorSampling):
     PEARL* has no behaviour prior, its first episode acts from N(0, I) anyway.
     """
 
-    learns = False
+    ADAPTS_BY = "by inferring z from its context"
+    PARTS = ("acting",)
 
     def __init__(self, encoder: ContextEncoder, actor: GaussianPolicy, obs_spec,
                  action_dim: int, num_problems: int, *, context_length: int,
                  device: torch.device):
         self.encoder = copy.deepcopy(encoder).to(device).requires_grad_(False).eval()
         self.actor = copy.deepcopy(actor).to(device).requires_grad_(False).eval()
-        self.replay_extras = {"log_prob": ()}
         self.updates = 0
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.acting.begin_tasks(num_problems)
-
-    def update(self, batch: dict) -> dict:
-        raise RuntimeError("PEARL* adapts without gradient steps (learns = False): "
-                           "the adaptation loop must not call update()")
-
-    def state_dict(self) -> dict:
-        return {"acting": self.acting.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.acting.load_state_dict(state["acting"])
 
 
 @gin.configurable

@@ -33,107 +33,18 @@ episode's first step.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
-import numpy as np
+import gin
 import torch
 
-import gin
-from iwx.agents.base import to_torch
+from iwx.agents.actors.recurrent import RecurrentActing
+from iwx.agents.base import AdaptsWithoutLearning, Agent, Targets, frozen, optimise, to_torch
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
 from iwx.ops.retrace import retrace_targets
-
-
-class RecurrentMemory:
-    """What an RL² agent carries from one environment step to the next, one row per env.
-
-    For each named core: its (h, c) [B, H]; shared: the previous action [B, A],
-    reward [B] and done flag [B] that the next step's input holds. act() runs
-    the cores one step (:meth:`step`) and keeps the new state *pending*;
-    :meth:`commit` (from ``observe``) makes it the memory for the rows that
-    were alive, so rows whose episode already ended do not move.
-    """
-
-    def __init__(self, cores: dict[str, RecurrentCore], action_dim: int, device: torch.device):
-        self.cores, self.action_dim, self.device = cores, action_dim, device
-        self.state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-        self.prev: dict[str, torch.Tensor] | None = None
-        self.pending: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-
-    @property
-    def rows(self) -> int | None:
-        return None if self.prev is None else self.prev["prev_reward"].shape[0]
-
-    def reset(self, rows: int) -> None:
-        """New tasks in every row: zero state, zero previous action / reward / done."""
-        if rows < 1:
-            raise ValueError(f"begin_tasks needs at least one row, got {rows}")
-        self.state = {name: core.initial_state(rows, self.device)
-                      for name, core in self.cores.items()}
-        self.prev = {"prev_action": torch.zeros(rows, self.action_dim, device=self.device),
-                     "prev_reward": torch.zeros(rows, device=self.device),
-                     "prev_done": torch.zeros(rows, device=self.device)}
-        self.pending = None
-
-    def check_rows(self, rows: int, who: str) -> None:
-        if self.prev is None:
-            raise ValueError(f"{who}.act: no memory yet; call begin_tasks({rows}) first")
-        if rows != self.rows:
-            raise ValueError(f"{who}.act got {rows} rows but begin_tasks set up {self.rows}")
-
-    def before(self) -> dict[str, torch.Tensor]:
-        """The step's stored-state extras: previous inputs and (h, c) of every core."""
-        out = dict(self.prev)
-        for name, (h, c) in self.state.items():
-            out[f"{name}_h"], out[f"{name}_c"] = h, c
-        return out
-
-    @torch.no_grad()
-    def step(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One step of every core from the memory. obs [B, ...] -> {name: h_t [B, H]}."""
-        seq = {k: v.unsqueeze(1) for k, v in obs.items()}                    # [B, 1, ...]
-        prev = {k: v.unsqueeze(1) for k, v in self.prev.items()}
-        outs, self.pending = {}, {}
-        for name, core in self.cores.items():
-            out, new_state = core(seq, prev["prev_action"], prev["prev_reward"],
-                                  prev["prev_done"], self.state[name])
-            outs[name], self.pending[name] = out[:, 0], new_state
-        return outs
-
-    def commit(self, actions, rewards, done, alive) -> None:
-        """After an environment step: the rows that acted keep their new state and inputs."""
-        if self.pending is None:
-            raise ValueError("observe() without a preceding act(): nothing to commit")
-        alive = torch.as_tensor(np.asarray(alive, bool), device=self.device)
-        a = torch.as_tensor(np.asarray(actions), dtype=torch.float32, device=self.device)
-        r = torch.as_tensor(np.asarray(rewards), dtype=torch.float32, device=self.device)
-        d = torch.as_tensor(np.asarray(done), dtype=torch.float32, device=self.device)
-        for name, (h, c) in self.pending.items():
-            old_h, old_c = self.state[name]
-            self.state[name] = (torch.where(alive[:, None], h, old_h),
-                                torch.where(alive[:, None], c, old_c))
-        self.prev = {"prev_action": torch.where(alive[:, None], a, self.prev["prev_action"]),
-                     "prev_reward": torch.where(alive, r, self.prev["prev_reward"]),
-                     "prev_done": torch.where(alive, d, self.prev["prev_done"])}
-        self.pending = None
-
-    def state_dict(self) -> dict:
-        if self.prev is None:
-            return {"memory": None}
-        return {"memory": {k: v.cpu().clone() for k, v in self.before().items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        memory = state["memory"]
-        self.pending = None
-        if memory is None:
-            self.state = self.prev = None
-            return
-        memory = {k: v.to(self.device) for k, v in memory.items()}
-        self.prev = {k: memory[k] for k in ("prev_action", "prev_reward", "prev_done")}
-        self.state = {name: (memory[f"{name}_h"], memory[f"{name}_c"]) for name in self.cores}
+from iwx.ops.td import critic_loss as td_critic_loss
 
 
 def chunk_inputs(b: dict) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -169,21 +80,9 @@ def unroll(core: RecurrentCore, inputs: tuple, state, steps: int) -> torch.Tenso
     return out
 
 
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module):
-    """Parameters excluded from autograd for a while (SVG(0) differentiates Q in a only)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
 @gin.configurable
-class RL2:
-    """RL²'s multi-task (meta-)training agent (docs/AGENTS.md), learned by RS(0).
+class RL2(Agent):
+    """RL²'s multi-task (meta-)training agent (iwx.agents.base.contract), learned by RS(0).
 
     Bindings: ``actor`` / ``critic`` the recurrent networks, ``num_samples`` the
     K actions per state for V(s') and for the SVG(0) loss, ``retrace_lambda``
@@ -194,8 +93,8 @@ class RL2:
     ``num_tasks`` is not used: RL² sees no task id.
     """
 
-    context_length = 0
-    prior = None
+    PARTS = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt",
+             "memory", "updates")
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *, device: torch.device,
                  actor=RecurrentGaussianPolicy, critic=RecurrentCritic, num_samples: int = 4,
@@ -206,56 +105,40 @@ class RL2:
             raise ValueError(f"RL2.num_samples must be >= 1, got {num_samples}")
         if not 0.0 <= retrace_lambda <= 1.0:
             raise ValueError(f"RL2.retrace_lambda must lie in [0, 1], got {retrace_lambda}")
-        if target_period < 1:
-            raise ValueError(f"RL2.target_period must be >= 1, got {target_period}")
         if entropy_cost < 0:
             raise ValueError(f"RL2.entropy_cost must be >= 0, got {entropy_cost}")
         self.device, self.action_dim = device, action_dim
         self.actor = actor(obs_spec, action_dim).to(device)
         self.critic = critic(obs_spec, action_dim).to(device)
-        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.targets = Targets(target_period, "RL2")
+        self.target_actor = self.targets.copy(self.actor)
+        self.target_critic = self.targets.copy(self.critic)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
         self.target_period, self.entropy_cost = target_period, entropy_cost
-        h_a, h_q = self.actor.core.hidden_size, self.critic.core.hidden_size
-        self.replay_extras = {"log_prob": (), "prev_action": (action_dim,), "prev_reward": (),
-                              "prev_done": (), "actor_h": (h_a,), "actor_c": (h_a,),
-                              "critic_h": (h_q,), "critic_c": (h_q,)}
-        self.memory = RecurrentMemory({"actor": self.actor.core, "critic": self.critic.core},
-                                      action_dim, device)
+        self.acting = RecurrentActing(self.actor, action_dim, critic_core=self.critic.core,
+                                      device=device, owner="RL2")
         self.updates = 0
 
-    # -- acting ----------------------------------------------------------------
-    def begin_tasks(self, num_rows: int) -> None:
-        self.memory.reset(num_rows)
+    @property
+    def memory(self):
+        """The acting memory (h, c of both cores, previous inputs), one row per env."""
+        return self.acting.memory
 
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        del obs, next_obs
-        self.memory.commit(actions, rewards, done, alive)
-
-    def act(self, obs: dict, explore: bool = False):
-        """Sample a ~ π(·|h_t) for every row (explore is ignored: RL² has no prior).
-
-        Returns actions [B, A] and the stored-state extras of the step.
-        """
-        del explore
-        obs = to_torch(obs, self.device)
-        self.memory.check_rows(next(iter(obs.values())).shape[0], "RL2")
-        with torch.no_grad():
-            extras = self.memory.before()
-            out = self.memory.step(obs)
-            dist = self.actor.distribution(out["actor"])
-            actions = dist.sample()
-            extras["log_prob"] = dist.log_prob(actions).sum(-1)
-        return actions.cpu().numpy(), {k: v.cpu().numpy() for k, v in extras.items()}
+    @classmethod
+    def new_acting(cls, obs_spec, action_dim, num_tasks, device, *, actor, critic, **_):
+        """The actor and the critic's core (stepped for the stored state the replay keeps)."""
+        del num_tasks
+        return RecurrentActing(actor(obs_spec, action_dim).to(device), action_dim,
+                               critic_core=critic(obs_spec, action_dim).core.to(device),
+                               device=device, owner="RL2")
 
     # -- learning --------------------------------------------------------------
     def unroll(self, b: dict) -> dict[str, torch.Tensor]:
         """Outputs h of all four networks over each chunk, from the stored state.
 
-        ``b``: a torch batch (docs/AGENTS.md layout). Online networks over the L
+        ``b``: a torch batch (iwx.replay.task_replay's layout). Online networks over the L
         steps (with gradients), target networks over L+1 (without). -> [N, L(+1), H].
         """
         length = b["mask"].shape[-1]
@@ -291,7 +174,7 @@ class RL2:
                                      self.gamma, self.retrace_lambda)          # [N, L]
 
         q = self.critic.q(h["critic"], actions)                                 # [N, L]
-        critic_loss = masked_mean(0.5 * (q - target) ** 2, mask)
+        critic_loss = td_critic_loss(q, target, mask)                          # eq. (9)
 
         dist = self.actor.distribution(h["actor"])                              # [N, L, A]
         samples = dist.rsample((k,)).movedim(0, -2)                             # [N, L, K, A]
@@ -303,38 +186,14 @@ class RL2:
 
         # Both gradients before either step: the SVG(0) graph holds the critic's weights.
         # The losses share no parameters (critic frozen in q_pi, h detached).
-        self.critic_opt.zero_grad()
-        self.actor_opt.zero_grad()
-        critic_loss.backward()
-        policy_loss.backward()
-        self.critic_opt.step()
-        self.actor_opt.step()
-
-        self.updates += 1
-        if self.updates % self.target_period == 0:
-            self.target_actor.load_state_dict(self.actor.state_dict())
-            self.target_critic.load_state_dict(self.critic.state_dict())
+        optimise((critic_loss, policy_loss), self.critic_opt, self.actor_opt)
+        self.count_update()
         return {"critic_loss": critic_loss.item(), "policy_loss": policy_loss.item(),
                 "q_mean": float(masked_mean(q.detach(), mask)),
                 "policy_std": float(masked_mean(dist.scale.detach().mean(-1), mask))}
 
-    # -- checkpointing -----------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "target_actor": self.target_actor.state_dict(),
-                "target_critic": self.target_critic.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(),
-                "memory": self.memory.state_dict(), "updates": self.updates}
 
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("actor", "critic", "target_actor", "target_critic", "actor_opt",
-                     "critic_opt", "memory"):
-            getattr(self, name).load_state_dict(state[name])
-        self.updates = state["updates"]
-
-
-class RL2Adaptation:
+class RL2Adaptation(AdaptsWithoutLearning):
     """RL² on held-out tasks: the meta-trained actor, frozen, adapts through its memory.
 
     One memory row per adaptation problem, reset by ``begin_tasks`` and carried
@@ -343,8 +202,7 @@ class RL2Adaptation:
     ignored: RL² has no prior, every episode acts from its actor.
     """
 
-    learns = False
-    context_length = 0
+    PARTS = ("memory", "updates")
 
     def __init__(self, actor: RecurrentGaussianPolicy, obs_spec, action_dim: int,
                  num_problems: int, *, device: torch.device):
@@ -353,36 +211,14 @@ class RL2Adaptation:
             raise ValueError(f"RL²'s actor reads {missing}, which the held-out tasks' "
                              f"observation {sorted(obs_spec)} lacks")
         self.device, self.updates = device, 0
-        self.replay_extras: dict[str, tuple[int, ...]] = {}
         self.actor = copy.deepcopy(actor).to(device).requires_grad_(False)
-        self.memory = RecurrentMemory({"actor": self.actor.core}, action_dim, device)
-        self.memory.reset(num_problems)
+        self.acting = RecurrentActing(self.actor, action_dim, device=device,
+                                      owner="RL2Adaptation")
+        self.acting.begin_tasks(num_problems)
 
-    def begin_tasks(self, num_rows: int) -> None:
-        self.memory.reset(num_rows)
-
-    def observe(self, obs, actions, rewards, next_obs, done, alive) -> None:
-        del obs, next_obs
-        self.memory.commit(actions, rewards, done, alive)
-
-    def act(self, obs: dict, explore: bool = False) -> np.ndarray:
-        del explore
-        obs = to_torch(obs, self.device)
-        self.memory.check_rows(next(iter(obs.values())).shape[0], "RL2Adaptation")
-        with torch.no_grad():
-            out = self.memory.step(obs)
-            return self.actor.distribution(out["actor"]).sample().cpu().numpy()
-
-    def update(self, batch: dict) -> dict:
-        raise RuntimeError("RL2Adaptation.update was called, but RL² adapts through its "
-                           "memory without gradient steps (learns = False)")
-
-    def state_dict(self) -> dict:
-        return {"memory": self.memory.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.memory.load_state_dict(state["memory"])
-        self.updates = state["updates"]
+    @property
+    def memory(self):
+        return self.acting.memory
 
 
 @gin.configurable

@@ -10,20 +10,23 @@ TD(0) update, after every episode ``updates_per_episode`` updates, each on
 Variants that adapt without gradient steps (``agent.learns = False``: RL²,
 PEARL*) play the same episodes and are never updated; agents with memory are
 told once that their rows hold new tasks (``begin_tasks``) and then carry it
-across all the episodes (docs/AGENTS.md).
+across all the episodes (iwx.agents.base.contract).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import gin
 import numpy as np
 from tqdm.auto import tqdm
 
+from iwx.agents.base import AdaptationAgent
 from iwx.loops.checkpoint import rng_state, set_rng_state
 from iwx.loops.episodes import play_episode
+from iwx.loops.logger import Logger
 from iwx.replay.task_replay import TaskReplay
 
 
@@ -76,9 +79,10 @@ class Adaptation:
         self.progress = progress
         self.video, self.video_fps = video, video_fps
 
-    def run(self, name: str, make_agent, make_env, goals: np.ndarray, obs_spec, action_dim: int,
-            rng: np.random.Generator, logger, save_checkpoint, state: dict | None = None,
-            env_seed: int = 0, video_path: Path | None = None):
+    def run(self, name: str, make_agent: Callable[..., AdaptationAgent], make_env,
+            goals: np.ndarray, obs_spec, action_dim: int, rng: np.random.Generator,
+            logger: Logger, save_checkpoint, state: dict | None = None, env_seed: int = 0,
+            video_path: Path | None = None):
         """Adapt on every goal × seed. Returns per-episode returns [tasks, seeds, episodes].
 
         Episode e of every variant starts from ``reset(seed=[env_seed, 2, e])``:
@@ -91,10 +95,7 @@ class Adaptation:
         env = make_env(np.repeat(goals, self.seeds, axis=0), None)   # row = task * seeds + seed
         agent = make_agent(num_problems=problems)
         replay = TaskReplay(problems, obs_spec, action_dim, env.episode_length,
-                            capacity=self.episodes,
-                            extra_spec=getattr(agent, "replay_extras", None))
-        learns = getattr(agent, "learns", True)
-        context_length = getattr(agent, "context_length", 0)
+                            capacity=self.episodes, extra_spec=agent.replay_extras)
         rows = np.arange(problems)
         returns = np.zeros((problems, self.episodes))
         start = 0
@@ -104,16 +105,16 @@ class Adaptation:
             returns[...] = state["returns"]
             start = state["episode"]
             set_rng_state(state["rng"], rng)  # after building the agent, whose init draws
-        elif hasattr(agent, "begin_tasks"):
+        else:
             agent.begin_tasks(problems)
 
         def learn(n):
-            if not learns:
+            if not agent.learns:
                 return
             for _ in range(n):
                 batch = replay.sample(rng, rows, self.batch_size, 1)
-                if context_length:
-                    batch["context"] = replay.sample(rng, rows, 1, context_length)
+                if agent.context_length:
+                    batch["context"] = replay.sample(rng, rows, 1, agent.context_length)
                 agent.update(batch)
 
         frames: list | None = None
@@ -135,8 +136,7 @@ class Adaptation:
                 frames = start_video(env)
             ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
                                   replay=replay, rows=rows, after_step=after_step,
-                                  seed=[env_seed, 2, episode],
-                                  observe=getattr(agent, "observe", None))
+                                  seed=[env_seed, 2, episode], observe=agent.observe)
             if frames:
                 write_video(frames, video_path, self.video_fps)
                 frames = None

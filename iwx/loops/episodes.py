@@ -20,7 +20,7 @@ def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
 
     ``policy(obs)`` returns actions [B, A] (clipped to [-1, 1] on the way to the
     environment; stored as returned), or ``(actions, extras)`` with per-step
-    arrays [B, ...] that the replay stores next to them (docs/AGENTS.md).
+    arrays [B, ...] that the replay stores next to them (iwx.agents.base.contract).
     Rows that terminate early stop recording (the environment may keep stepping
     them). ``observe(obs, actions, rewards, next_obs, done, alive)`` runs after
     every step (agents with memory). ``after_step(t)`` runs after step t

@@ -11,7 +11,17 @@ from typing import Protocol
 
 
 class Logger(Protocol):
+    """What the training and adaptation loops report through."""
+
     def scalar(self, name: str, value: float, step: int) -> None: ...
+
+
+class ResumableLogger(Logger, Protocol):
+    """A logger whose history a checkpoint keeps (the pipeline saves and restores it)."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
 class MemoryLogger:

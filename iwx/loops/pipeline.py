@@ -16,9 +16,11 @@ import gin
 import numpy as np
 import torch
 
+from iwx.agents.base import MultiTaskAgent
 from iwx.agents.iwpl import IWPL
 from iwx.loops.adaptation import Adaptation
-from iwx.loops.checkpoint import rng_state, set_rng_state
+from iwx.loops.checkpoint import Checkpointer, rng_state, set_rng_state
+from iwx.loops.logger import ResumableLogger
 from iwx.loops.training import MultiTaskTraining
 from iwx.replay.task_replay import TaskReplay
 
@@ -34,20 +36,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def model_record(learner, obs_spec, action_dim: int, num_tasks: int) -> dict:
+def model_record(learner: MultiTaskAgent, obs_spec, action_dim: int, num_tasks: int) -> dict:
     """What ``model.pt`` holds: the whole agent, plus its π0 and critic on their own
     and what they see (so a reader can check information asymmetry)."""
-    prior, critic = getattr(learner, "prior", None), getattr(learner, "critic", None)
+    prior, critic = learner.prior, learner.critic
     return {"agent_class": type(learner).__name__, "agent": learner.state_dict(),
             "prior": None if prior is None else prior.state_dict(),
             "critic": None if critic is None else critic.state_dict(),
             "obs_spec": obs_spec, "action_dim": action_dim, "num_tasks": num_tasks,
             "prior_inputs": None if prior is None else list(prior.inputs),
-            "critic_task_key": getattr(critic, "task_key", None)}
+            "critic_task_key": None if critic is None else critic.task_key}
 
 
 @gin.configurable
-def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
+def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpointer,
+                       outputs: Path, *,
                        tasks=gin.REQUIRED, env=gin.REQUIRED, variants=gin.REQUIRED,
                        agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
                        oracle=None, baseline=None, baseline_name: str = "baseline",
@@ -63,7 +66,7 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
     ``agent=None``: no pretraining at all (From Scratch); the variants then get
     ``pretrained=None``. ``variants={}``: multi-task training only (figure 1).
     Each variant is a factory ``(pretrained, obs_spec, action_dim, num_problems,
-    device=)`` (docs/AGENTS.md).
+    device=)`` (iwx.agents.base.contract).
     ``adapt_on``: the split the variants adapt on, ``"test"`` (the held-out tasks)
     or ``"validation"`` (appendix A.2 chooses adaptation hyperparameters on a few
     validation tasks; sweeps use it so held-out tasks never pick a configuration).
@@ -91,7 +94,7 @@ def pretrain_and_adapt(seed: int, logger, checkpointer, outputs: Path, *,
     learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
     store = None if learner is None else replay(
         num_train, obs_spec, action_dim, horizon,
-        extra_spec=getattr(learner, "replay_extras", None))
+        extra_spec=learner.replay_extras)
     if learner is None and pretrained is not None:
         raise ValueError("pretrain_and_adapt.pretrained is set but agent is None: "
                          "there is no agent to load it into")

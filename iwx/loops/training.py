@@ -8,7 +8,7 @@ drawn uniformly with replacement (``chunks_per_task`` chunks per drawn task).
 Agents with memory (RL², PEARL*) see ``episodes_per_task`` consecutive
 iterations on the same drawn tasks — a trial — and are told when the tasks
 change (``agent.begin_tasks``). Agents with a ``context_length`` get a context
-window from each batch task's replay (docs/AGENTS.md).
+window from each batch task's replay (iwx.agents.base.contract).
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import gin
 import numpy as np
 from tqdm.auto import tqdm
 
+from iwx.agents.base import MultiTaskAgent
 from iwx.loops.episodes import play_episode
+from iwx.loops.logger import Logger
+from iwx.replay.task_replay import TaskReplay
 
 
 @gin.configurable
@@ -42,8 +45,9 @@ class MultiTaskTraining:
         self.episodes_per_task = episodes_per_task
         self.progress = progress
 
-    def run(self, agent, make_env, goals: np.ndarray, replay, rng: np.random.Generator,
-            logger, save_checkpoint, state: dict | None = None, env_seed: int = 0) -> dict:
+    def run(self, agent: MultiTaskAgent, make_env, goals: np.ndarray, replay: TaskReplay,
+            rng: np.random.Generator, logger: Logger, save_checkpoint,
+            state: dict | None = None, env_seed: int = 0) -> dict:
         """Train until ``agent.updates == self.updates``. ``state``: from a checkpoint.
 
         Episode e starts from ``reset(seed=[env_seed, 1, e])``, so start states
@@ -57,8 +61,7 @@ class MultiTaskTraining:
         bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
                    disable=not self.progress, dynamic_ncols=True)
         env = None
-        begin_tasks = getattr(agent, "begin_tasks", None)
-        context_length = getattr(agent, "context_length", 0)
+        context_length = agent.context_length
         iteration = counters["episodes"] // k
         rows = state.get("rows")   # the current trial's tasks (a resumed run continues it)
         while agent.updates < self.updates:
@@ -69,11 +72,11 @@ class MultiTaskTraining:
                 env = make_env(goals[rows], rows)
             elif new_tasks:
                 env.set_tasks(goals[rows], rows)
-            if new_tasks and begin_tasks is not None:
-                begin_tasks(k)
+            if new_tasks:
+                agent.begin_tasks(k)
             returns, success = play_episode(env, agent.act, replay=replay, rows=rows,
                                             seed=[env_seed, 1, counters["episodes"]],
-                                            observe=getattr(agent, "observe", None))
+                                            observe=agent.observe)
             iteration += 1
             counters["env_steps"] += env.episode_length * k
             counters["episodes"] += k
@@ -103,7 +106,7 @@ class MultiTaskTraining:
         return {"counters": counters, "window": dict(window), "rows": rows}
 
     @staticmethod
-    def _log(logger, window, counters, step):
+    def _log(logger: Logger, window, counters, step):
         for name, values in window.items():
             if values:
                 logger.scalar(f"train/{name}", float(np.mean(values)), step)

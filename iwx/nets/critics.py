@@ -15,6 +15,7 @@ Every critic names the observation key its ``task`` comes from in
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 
@@ -129,3 +130,24 @@ class AdaptedFeatureCritic(nn.Module):
         del task
         psi = self.features(obs, actions)
         return (psi * _broadcast_rows(self.weights, psi)).sum(-1)
+
+
+# -- the critic an adaptation variant adapts (``critic_fn`` of IWPA / ParametricAdaptation)
+@gin.configurable
+def shared_features_critic(pretrained_critic, obs_spec, action_dim: int, num_problems: int, *,
+                           finetune_features: bool = False):
+    """"Shared Q": ψ from pretraining (copied), a fresh w̃ per problem."""
+    del obs_spec, action_dim
+    if not hasattr(pretrained_critic, "features"):
+        raise ValueError(f"{type(pretrained_critic).__name__} has no shared features ψ; "
+                         "Shared Q needs FeatureCritic or GoalFeatureCritic in pretraining")
+    return AdaptedFeatureCritic(copy.deepcopy(pretrained_critic.features), num_problems,
+                                finetune_features=finetune_features)
+
+
+@gin.configurable
+def fresh_critic(pretrained_critic, obs_spec, action_dim: int, num_problems: int, *,
+                 critic=PerTaskCritic):
+    """A critic learned from scratch, one independent network per problem ("IW")."""
+    del pretrained_critic
+    return critic(obs_spec, action_dim, num_problems)

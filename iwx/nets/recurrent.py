@@ -111,6 +111,8 @@ class RecurrentGaussianPolicy(nn.Module):
 class RecurrentCritic(nn.Module):
     """RL²'s critic Q(h_t, a): its own RecurrentCore, then an MLP head on [h_t, a]."""
 
+    task_key = None  # no privileged input: the task is in the memory
+
     def __init__(self, obs_spec, action_dim: int, *, core=RecurrentCore, head=Torso):
         super().__init__()
         self.core = core(obs_spec, action_dim)

@@ -9,13 +9,19 @@ transitions) and a chunk start uniformly inside the slot; chunks shorter than
 
 Batch layout (nb tasks, c chunks per task, L = chunk_length):
     obs[k]     [nb, c, L+1, ...]   s_t .. s_{t+L}
-    actions    [nb, c, L, A]       in [-1, 1]
+    actions    [nb, c, L, A]       as act() returned them (Gaussian policies: unclipped)
     rewards    [nb, c, L]
     discounts  [nb, c, L]          0 after a termination, 1 otherwise (truncation bootstraps)
     mask       [nb, c, L]          1 where the step exists
     task       [nb]                the task row of each chunk group
     extras[n]  [nb, c, L, *shape]  per-step values the agent returned when it acted
                                    (``extra_spec = {n: shape}``, e.g. log μ(a|s) for Retrace)
+    context    added by the loops for agents with ``context_length`` > 0: a second sample
+               of the same tasks in the same order, with c = 1 and L = context_length
+
+Multi-task training samples nb = batch_size / chunks_per_task tasks (c = chunks_per_task,
+L = chunk_length); adaptation samples [P, batch_size, 1(+1)] transitions, one row per
+problem, from each problem's own replay (appendix A.2).
 """
 
 from __future__ import annotations
