@@ -215,8 +215,8 @@ def tree(path: Path) -> list[Path]:
     """The file and every file it includes, includes first."""
     from iwx.experiment.gin_config import resolve_include
 
-    text = path.read_text()
-    included = [resolve_include(name, path) for name in re.findall(r"^include '([^']+)'", text, re.M)]
+    names = re.findall(r"^include '([^']+)'", path.read_text(), re.M)
+    included = [resolve_include(name, path) for name in names]
     return [p for inc in included for p in tree(inc)] + [path]
 
 
