@@ -1,4 +1,5 @@
-"""Smoke test of ``python -m iwx.bench``: it runs, and every item reports a positive rate."""
+"""Smoke test of ``python -m iwx.bench``: it runs, every item reports a positive rate, and
+what it timed is what the gin files (and the bench's bindings on them) configure."""
 
 import json
 import math
@@ -7,13 +8,33 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+WIDTH = 48   # a torso width no gin file and no default uses: only gin can have set it
+
+
+def configured_widths(gin_file: str, params: list[str]) -> dict:
+    """What the file (with ``params``) makes every torso and LSTM: Torso.norm_width and
+    Torso.hidden, the LSTM sizes a method binds, and ψ's dimension."""
+    import gin
+
+    from iwx.experiment.gin_config import parse
+
+    try:
+        parse([str(ROOT / gin_file)], params)
+        torso, features = gin.get_bindings("Torso"), gin.get_bindings("Features")
+        lstm = {gin.get_bindings(name).get(key) for name, key in
+                (("RecurrentCore", "hidden_size"), ("ContextEncoder", "lstm_size"))} - {None}
+    finally:
+        gin.clear_config()
+    return {"norm": torso["norm_width"], "hidden": set(torso["hidden"]), "lstm": lstm,
+            "features_dim": features["features_dim"]}
 
 
 def test_bench_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--json", str(out),
-         "--tasks", "cheetah_vel", "reach", "--task-envs", "2", "--task-k", "4"],
+         "--tasks", "cheetah_vel", "reach", "--task-envs", "2", "--task-k", "4",
+         "--gin_param", f"WIDTH = {WIDTH}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -30,6 +51,24 @@ def test_bench_json(tmp_path):
             assert it["slowdown"] > 0, it
         if it["name"].startswith("method_"):       # every method at the same batch size
             assert (it["batch_chunks"], it["chunk_length"]) == (32, 10), it
+    # What was timed is what the gin files configure: every torso of every timed network
+    # (IWPL's prior and critic, the SAC reference, each method's networks) has the width
+    # the item's gin file gives it with the bench's binding, not a constructor default.
+    timed = [it for it in result["items"] if it.get("networks")]
+    assert {it["name"] for it in timed} == {n for n in names if "env_b" not in n}
+    for it in timed:
+        want = configured_widths(it["gin"], [f"WIDTH = {WIDTH}"])
+        assert want["norm"] == WIDTH and want["hidden"] == {WIDTH}
+        for name, net in it["networks"].items():
+            assert net["norm"] == [want["norm"]], (it["name"], name, net)
+            assert want["hidden"] <= set(net["linear"]), (it["name"], name, net)
+            assert set(net["lstm"]) <= want["lstm"], (it["name"], name, net)
+        if it["name"].startswith(("iwpl_update", "act_k", "cheetah_vel_act", "reach_act")):
+            assert any(want["features_dim"] in net["linear"]          # ψ(s, a) ∈ R^d
+                       for net in it["networks"].values()), it["networks"]
+    assert {it["gin"] for it in result["items"] if it["group"] == "methods"} == {
+        f"gin/point_nav_{m}.gin" for m in ("iwpl", "rs0", "distral", "mpo", "mpo_distral",
+                                           "rl2", "pearl")}
     assert result["machine"]["threads"] == 1
     assert result["machine"]["torch"]
     # the printed table names every item

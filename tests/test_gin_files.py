@@ -3,13 +3,19 @@
 One parametrised test over the folder, so a new gin file is tested the day it
 is added. The tiny budget shrinks the task counts, the schedules and the
 adaptation protocol; everything else (environment, networks, critic, prior,
-temperature, variants) is the file's own. Files under gin/tasks/ and
-gin/methods/ are pieces that the top-level files include, not experiments.
+temperature, variants) is the file's own. Files under gin/tasks/, gin/methods/
+and gin/common/ are pieces that the top-level files include, not experiments.
+
+The layout says each number once: a task file (gin/tasks/<task>.gin) owns the
+task's numbers as macros, a method file (gin/methods/<method>.gin) owns the
+wiring and reads them, gin/common/ holds what several files share. The tests
+below the end-to-end ones check that layout on the parsed files.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +24,8 @@ from cli import ROOT, read_json, run_cli, run_dirs
 from iwx.experiment.gin_config import expanded_text
 
 GIN_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gin").glob("*.gin"))
+TASK_FILES = sorted((ROOT / "gin/tasks").glob("*.gin"))
+METHOD_FILES = sorted((ROOT / "gin/methods").glob("*.gin"))
 PRIVILEGED = ("task_id", "goal")
 
 
@@ -168,3 +176,117 @@ def test_env_settings_bound_on_the_env_reach_every_row_of_its_vector():
         assert truncated.all()
     finally:
         gin.clear_config()
+
+
+# --- the layout: each number once ---------------------------------------------------------
+BINDING = re.compile(r"^([A-Za-z_][\w./]*)\s*=", re.M)   # a binding or macro at column 0
+
+
+def parsed(path) -> dict:
+    """Parse one gin file alone (its includes applied). -> {"bindings": {(scope, selector):
+    {param: value}}, "macros": {name: value}, "reads": macros its bindings read}."""
+    import gin
+
+    from iwx.experiment.gin_config import parse
+
+    def macros_in(value):
+        if isinstance(value, gin.config.ConfigurableReference):
+            return {value.scoped_selector.split("/")[0]} if value.selector == "gin.macro" else set()
+        if isinstance(value, (list, tuple)):
+            return set().union(set(), *map(macros_in, value))
+        if isinstance(value, dict):
+            return set().union(set(), *map(macros_in, value.values()))
+        return set()
+
+    try:
+        parse([str(path)], [])
+        config = dict(gin.config._CONFIG)
+    finally:
+        gin.clear_config()
+    macros = {scope: params["value"] for (scope, selector), params in config.items()
+              if selector == "gin.macro"}
+    bindings = {key: params for key, params in config.items() if key[1] != "gin.macro"}
+    reads = set().union(set(), *(macros_in(v) for params in config.values()
+                                 for v in params.values()))
+    return {"bindings": bindings, "macros": macros, "reads": reads}
+
+
+def tree(path: Path) -> list[Path]:
+    """The file and every file it includes, includes first."""
+    from iwx.experiment.gin_config import resolve_include
+
+    names = re.findall(r"^include '([^']+)'", path.read_text(), re.M)
+    included = [resolve_include(name, path) for name in names]
+    return [p for inc in included for p in tree(inc)] + [path]
+
+
+@pytest.mark.parametrize("path", TASK_FILES + METHOD_FILES, ids=lambda p: p.stem)
+def test_task_and_method_files_parse_alone(path):
+    """A task or method file parses on its own, every name checked (skip_unknown=False)."""
+    parsed(path)
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=lambda p: p.stem)
+def test_a_task_file_defines_every_macro_it_and_every_method_reads(path):
+    task = parsed(path)
+    assert task["reads"] <= set(task["macros"]), task["reads"] - set(task["macros"])
+    for method_file in METHOD_FILES:
+        missing = parsed(method_file)["reads"] - set(task["macros"])
+        assert not missing, f"{method_file.name} reads {missing}, which {path.name} does not define"
+
+
+@pytest.mark.parametrize("path", [p for p in (ROOT / "gin").rglob("*.gin")
+                                  if p.parent.name != "tasks"], ids=lambda p: p.name)
+def test_only_task_files_define_macros(path):
+    """The numbers live in the task files: no other file defines a macro (one that did would
+    silently override the task's value, or be overridden by it, depending on include order)."""
+    macros = [m for m in BINDING.findall(path.read_text()) if "." not in m]
+    assert not macros, macros
+
+
+@pytest.mark.parametrize("gin_file", GIN_FILES)
+def test_no_binding_is_said_twice_in_one_experiment(gin_file):
+    """Along a top-level file's include tree a binding is written once, except the few
+    deliberate overrides below (a later file changing what an earlier one said)."""
+    overrides = {"run_identity.method", "MPO.prior", "MPO.kl_cost",   # mpo_distral on mpo
+                 "IWPL.temperature"}                                 # half-cheetah's KL bound
+    where: dict[str, list[str]] = {}
+    for member in tree(ROOT / gin_file):
+        for key in BINDING.findall(member.read_text()):
+            where.setdefault(key, []).append(member.relative_to(ROOT / "gin").as_posix())
+    twice = {k: v for k, v in where.items() if len(v) > 1 and k not in overrides}
+    assert not twice, twice
+
+
+@pytest.mark.parametrize("gin_file", GIN_FILES)
+def test_every_torso_has_the_task_width_and_one_k(gin_file):
+    """Torso and EnsembleTorso (the fresh per-problem critics) bound alike, and IWPL and
+    IWPA draw the same K; the run identity is what the file name says."""
+    import gin
+
+    from iwx.experiment.gin_config import parse
+
+    try:
+        parse([str(ROOT / gin_file)], [])
+        torso, ensemble = gin.get_bindings("Torso"), gin.get_bindings("EnsembleTorso")
+        identity = gin.get_bindings("run_identity")
+        k = {name: gin.get_bindings(name).get("num_samples") for name in ("IWPL", "IWPA")}
+        agent = gin.query_parameter("pretrain_and_adapt.agent")
+    finally:
+        gin.clear_config()
+    assert torso == ensemble and set(torso) == {"norm_width", "hidden"}, (torso, ensemble)
+    assert list(torso["hidden"]) == [torso["norm_width"]] * 2
+    assert identity["task"] in {p.stem for p in TASK_FILES}
+    assert identity["method"] in {p.stem for p in METHOD_FILES}
+    assert Path(gin_file).stem == f"{identity['task']}_{identity['method']}"
+    if agent is not None and agent.configurable.name == "IWPL":
+        assert k["IWPL"] == k["IWPA"] and isinstance(k["IWPL"], int), k
+
+
+@pytest.mark.parametrize("path", TASK_FILES + METHOD_FILES, ids=lambda p: p.stem)
+def test_task_and_method_files_name_themselves(path):
+    bindings = parsed(path)["bindings"]
+    kind = "task" if path.parent.name == "tasks" else "method"
+    (identity,) = [params for (scope, selector), params in bindings.items()
+                   if not scope and selector.rsplit(".", 1)[-1] == "run_identity"]
+    assert identity.get(kind) == path.stem, (path, identity)

@@ -163,9 +163,15 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
 
 
 def _plain(value):
-    """A JSON/Mongo-friendly form of a binding's value."""
+    """A JSON/Mongo-friendly form of a binding's value; a %MACRO is recorded as its value
+    (the task files bind most numbers through macros: IWPL.num_samples = %K)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
+    if isinstance(value, gin.config.ConfigurableReference) and value.selector == "gin.macro":
+        try:
+            return _plain(gin.query_parameter(f"{value.scoped_selector}.value"))
+        except ValueError:  # a macro nothing defines: record the reference
+            return repr(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
