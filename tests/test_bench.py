@@ -16,6 +16,8 @@ def configured_widths(gin_file: str, params: list[str]) -> dict:
     Torso.hidden, the LSTM sizes a method binds, and ψ's dimension."""
     import gin
 
+    import iwx.nets.context  # noqa: F401  (ContextEncoder and RecurrentCore are queried for
+    import iwx.nets.recurrent  # noqa: F401  every file, also those that do not name them)
     from iwx.experiment.gin_config import parse
 
     try:

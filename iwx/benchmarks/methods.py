@@ -30,15 +30,13 @@ POOL = 8                 # distinct batches cycled through while timing
 
 def own_replay(agent, env, rows: np.ndarray, seed: int) -> TaskReplay:
     """A replay of ``EPISODES_PER_TASK`` episodes per task played by ``agent`` itself,
-    acting as multi-task training does (the same optional hooks, iwx.loops.training)."""
+    acting as multi-task training does (the agent contract, iwx.agents.base)."""
     replay = TaskReplay(len(rows), env.observation_spec(), env.action_dim, env.episode_length,
-                        capacity=EPISODES_PER_TASK,
-                        extra_spec=getattr(agent, "replay_extras", None))
-    if hasattr(agent, "begin_tasks"):
-        agent.begin_tasks(len(rows))
+                        capacity=EPISODES_PER_TASK, extra_spec=agent.replay_extras)
+    agent.begin_tasks(len(rows))
     for episode in range(EPISODES_PER_TASK):
         play_episode(env, agent.act, replay=replay, rows=rows, seed=[seed, 7, episode],
-                     observe=getattr(agent, "observe", None))
+                     observe=agent.observe)
     return replay
 
 
@@ -52,7 +50,7 @@ def add_method_rows(methods, args, device, rng, items: list, steps: list) -> Non
         torch.manual_seed(args.seed)
         agent = config.agent(env.observation_spec(), env.action_dim, num_tasks, device=device)
         replay = own_replay(agent, env, rows, args.seed)
-        context = getattr(agent, "context_length", 0)   # as MultiTaskTraining reads it
+        context = agent.context_length                  # as MultiTaskTraining reads it
         pool = []
         for _ in range(POOL):
             tasks = rng.choice(num_tasks, size=config.batch_size)
