@@ -32,7 +32,9 @@ def test_run_is_recorded_with_gin_text_bindings_metrics_and_checkpoint(recorded)
     gin_file = (ROOT / "gin/point_nav_iwpl.gin").read_text()
     assert gin_file in info["gin_text"]
     assert "MultiTaskTraining.updates = 48" in info["gin_text"]
-    assert "IWPL.num_samples = 16" in info["operative_config"]
+    # gin writes a macro-bound parameter as the macro, and the macro's value under "Macros"
+    assert "IWPL.num_samples = %K" in info["operative_config"]
+    assert "\nK = 16\n" in info["operative_config"]
     assert (run / "operative_config.gin").read_text() == info["operative_config"]
 
     metrics = read_json(run / "metrics.json")
