@@ -41,6 +41,20 @@ def completed(runs: Path) -> list[Path]:
     return [r for r in run_dirs(runs) if read_json(r / "run.json")["status"] == "COMPLETED"]
 
 
+def completed_so_far(runs: Path) -> list[Path]:
+    """:func:`completed` while trials still run: Sacred rewrites run.json in place at every
+    heartbeat, so a poll can meet it half written; such a run is not completed yet."""
+    done = []
+    for r in run_dirs(runs):
+        try:
+            status = read_json(r / "run.json")["status"]
+        except (OSError, ValueError):
+            continue
+        if status == "COMPLETED":
+            done.append(r)
+    return done
+
+
 def by_hand_last3(results: dict, variant: str = "Shared Q + IW") -> float:
     """Appendix A.2's number for one run: per task, the mean over adaptation seeds of
     the last 3 episodes; then the mean over tasks."""
@@ -154,7 +168,7 @@ def test_interrupted_sweep_resumes_without_running_a_trial_twice(tmp_path):
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (runs.is_dir() and completed(runs)):
+    while not (runs.is_dir() and completed_so_far(runs)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.3)
