@@ -13,7 +13,6 @@ next file. (The only configurable an update calls later, the soft value function
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import gin
 import numpy as np
 from torch import nn
 
+from iwx.agents.base import configured_arguments
 from iwx.agents.iwpl import IWPL
 from iwx.experiment.gin_config import parse
 from iwx.loops.training import MultiTaskTraining
@@ -74,13 +74,8 @@ def configure(task: str, method: str, seed: int, params: Sequence[str] = (),
 
 def configured_value(configurable, name: str):
     """What ``configurable`` gets for parameter ``name`` when called now: its binding, else
-    its default (None if it has no such parameter)."""
-    bound = gin.get_bindings(configurable)
-    if name in bound:
-        return bound[name]
-    parameter = inspect.signature(configurable).parameters.get(name)
-    return None if parameter is None or parameter.default is inspect.Parameter.empty \
-        else parameter.default
+    its default (None if it has no such parameter or no default)."""
+    return configured_arguments(configurable).get(name)
 
 
 def layer_widths(module: nn.Module) -> dict:
