@@ -51,7 +51,7 @@ class IWPA(Agent):
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=learning_rate)
         self.alpha, self.num_samples, self.gamma = alpha, num_samples, gamma
-        self.target_period, self.soft_value = target_period, soft_value
+        self.soft_value = soft_value
         # The critic's rows are the problems: no task input (task_key None).
         self.acting = ImportanceWeightedActing(self.prior, self.critic, FixedAlpha(alpha),
                                                num_samples, task_key=None, device=device)

@@ -44,7 +44,6 @@ class IWPL(Agent):
         self.temperature = temperature()
         self.temperature.check(num_samples)
         self.soft_value, self.num_samples, self.gamma = soft_value, num_samples, gamma
-        self.target_period = target_period
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.prior_opt = torch.optim.Adam(self.prior.parameters(), lr=prior_lr)
         self.acting = ImportanceWeightedActing(self.prior, self.critic, self.temperature,

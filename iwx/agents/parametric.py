@@ -37,7 +37,7 @@ class GaussianPolicyLearner(Agent):
                        *, policy, critic, prior, target_period: int, critic_lr: float,
                        policy_lr: float, prior_lr: float) -> None:
         """Networks in the order of their random initialisations (π_i, Q_i, π0)."""
-        self.device, self.target_period = device, target_period
+        self.device = device
         self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
         self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
         self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)

@@ -84,7 +84,7 @@ class ParametricAdaptation(Agent):
         self.critic_opt = torch.optim.Adam(trainable, lr=learning_rate)
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
         self.kl_cost = kl_cost if use_prior else 0.0
-        self.num_samples, self.gamma, self.target_period = num_samples, gamma, target_period
+        self.num_samples, self.gamma = num_samples, gamma
         self.acting = GaussianActing(self.policy, self.prior, log_prob=False, device=device)
         self.updates = 0
 

@@ -98,7 +98,7 @@ class PEARL(Agent):
         self.target_actor = self.targets.copy(self.actor)
         self.context_length, self.kl_cost, self.gamma = context_length, kl_cost, gamma
         self.num_samples, self.retrace_lambda = num_samples, retrace_lambda
-        self.target_period, self.entropy_cost = target_period, entropy_cost
+        self.entropy_cost = entropy_cost
         self.critic_opt = torch.optim.Adam([*self.critic.parameters(),
                                             *self.encoder.parameters()], lr=critic_lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)

@@ -116,7 +116,7 @@ class RL2(Agent):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
         self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
-        self.target_period, self.entropy_cost = target_period, entropy_cost
+        self.entropy_cost = entropy_cost
         self.acting = RecurrentActing(self.actor, action_dim, critic_core=self.critic.core,
                                       device=device, owner="RL2")
         self.updates = 0
