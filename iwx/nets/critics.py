@@ -11,6 +11,10 @@ an int id [n] for the critics keyed by task id, a goal descriptor [n, g] for
 
 Every critic names the observation key its ``task`` comes from in
 ``task_key`` (None: no privileged input).
+
+K samples per state evaluated without gradient take the fused path of
+:mod:`iwx.nets.fused` (the same numbers, computed per state once and in cache-sized
+blocks); ``Features.fused = False`` / ``PerTaskCritic.fused = False`` turn it off.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import gin
 import torch
 from torch import nn
 
-from iwx.nets.inputs import observation_dim, state_action
+from iwx.nets import fused as fused_scoring
+from iwx.nets.inputs import observation_dim, select, state_action
 from iwx.nets.torso import EnsembleLinear, EnsembleTorso, Torso
 
 
@@ -32,20 +37,46 @@ def _broadcast_rows(per_row: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return per_row.reshape(per_row.shape[0], *([1] * (like.dim() - 2)), per_row.shape[-1])
 
 
+def _fused_inputs(obs, inputs, actions):
+    """The fused path's inputs: state [n, R, S] and clipped actions [n, R, K, A] (R: the
+    product of the axes between the row and the samples), and the output shape."""
+    state = select(obs, inputs)
+    n = state.shape[0]
+    return (state.reshape(n, -1, state.shape[-1]),
+            actions.clamp(-1.0, 1.0).reshape(n, -1, *actions.shape[-2:]), actions.shape[:-1])
+
+
 @gin.configurable
 class Features(nn.Module):
     """ψ(s, a; θ) ∈ R^d of eq. (12): torso on (observation parts, action), then linear."""
 
     def __init__(self, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int, *,
-                 inputs: Sequence[str] = ("position",), features_dim: int = 32, torso=Torso):
+                 inputs: Sequence[str] = ("position",), features_dim: int = 32, torso=Torso,
+                 fused: bool = True):
         super().__init__()
         self.inputs = tuple(inputs)
         self.torso = torso(observation_dim(obs_spec, self.inputs) + action_dim)
         self.out = nn.Linear(self.torso.out_dim, features_dim)
         self.features_dim = features_dim
+        self.fused = fused and isinstance(self.torso, Torso)
 
     def forward(self, obs, actions):
         return self.out(self.torso(state_action(obs, self.inputs, actions)))
+
+    def values(self, obs, actions, weights: torch.Tensor) -> torch.Tensor:
+        """ψ(s, a)ᵀ w_n with one weight vector per leading row. weights [n, d];
+        obs [n, *rest, ·], actions [n, *rest, A] -> [n, *rest] (or [n, *rest, K, A] ->
+        [n, *rest, K], fused without gradient: :mod:`iwx.nets.fused`)."""
+        if fused_scoring.wants_fused(self.fused, obs[self.inputs[0]], actions):
+            state, samples, shape = _fused_inputs(obs, self.inputs, actions)
+            rows = state.shape[1]
+            head = (weights @ self.out.weight).repeat_interleave(rows, 0)      # [n·R, H]
+            bias = (weights @ self.out.bias).repeat_interleave(rows, 0)        # [n·R]
+            q = fused_scoring.torso_scores(self.torso, state.flatten(0, 1),
+                                           samples.flatten(0, 1), head, bias)
+            return q.reshape(shape)
+        psi = self(obs, actions)
+        return (psi * _broadcast_rows(weights, psi)).sum(-1)
 
 
 @gin.configurable
@@ -61,8 +92,7 @@ class FeatureCritic(nn.Module):
         self.weights = nn.Parameter(torch.randn(num_tasks, d) / math.sqrt(d))  # w_i ~ N(0, I/d)
 
     def forward(self, obs, actions, task):
-        psi = self.features(obs, actions)                              # [n, *rest, d]
-        return (psi * _broadcast_rows(self.weights[task], psi)).sum(-1)
+        return self.features.values(obs, actions, self.weights[task])     # [n, *rest(, K)]
 
 
 @gin.configurable
@@ -80,9 +110,8 @@ class GoalFeatureCritic(nn.Module):
         self.goal_out = nn.Linear(self.goal_torso.out_dim, self.features.features_dim)
 
     def forward(self, obs, actions, task):
-        psi = self.features(obs, actions)
         f = self.goal_out(self.goal_torso(task.float()))                # [n, d]
-        return (psi * _broadcast_rows(f, psi)).sum(-1)
+        return self.features.values(obs, actions, f)
 
 
 @gin.configurable
@@ -96,13 +125,22 @@ class PerTaskCritic(nn.Module):
     task_key = "task_id"
 
     def __init__(self, obs_spec, action_dim: int, num_tasks: int, *,
-                 inputs: Sequence[str] = ("position",), torso=EnsembleTorso):
+                 inputs: Sequence[str] = ("position",), torso=EnsembleTorso,
+                 fused: bool = True):
         super().__init__()
         self.inputs = tuple(inputs)
         self.torso = torso(num_tasks, observation_dim(obs_spec, self.inputs) + action_dim)
         self.out = EnsembleLinear(num_tasks, self.torso.out_dim, 1)
+        self.fused = fused and isinstance(self.torso, EnsembleTorso)
 
     def forward(self, obs, actions, task=None):
+        if fused_scoring.wants_fused(self.fused, obs[self.inputs[0]], actions):
+            state, samples, shape = _fused_inputs(obs, self.inputs, actions)
+            head, bias = self.out.weight[..., 0], self.out.bias[:, 0, 0]      # [M, H], [M]
+            if task is not None:
+                head, bias = head[task], bias[task]
+            return fused_scoring.ensemble_scores(self.torso, state, samples, head, bias,
+                                                 task).reshape(shape)
         x = state_action(obs, self.inputs, actions)                     # [n, *rest, in]
         flat = x.reshape(x.shape[0], -1, x.shape[-1])
         q = self.out(self.torso(flat, task), task)
@@ -128,8 +166,7 @@ class AdaptedFeatureCritic(nn.Module):
 
     def forward(self, obs, actions, task=None):
         del task
-        psi = self.features(obs, actions)
-        return (psi * _broadcast_rows(self.weights, psi)).sum(-1)
+        return self.features.values(obs, actions, self.weights)
 
 
 # -- the critic an adaptation variant adapts (``critic_fn`` of IWPA / ParametricAdaptation)

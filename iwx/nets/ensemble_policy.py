@@ -37,7 +37,8 @@ def torso_widths(torso: nn.Module) -> tuple[int, int, tuple[int, ...]]:
     layers = list(getattr(torso, "net", []))
     kinds = [type(m) for m in layers]
     expected = [nn.Linear, nn.LayerNorm, nn.Tanh] + [nn.Linear, nn.ELU] * ((len(layers) - 3) // 2)
-    if len(layers) < 3 or kinds != expected:
+    if len(layers) < 3 or len(layers) != len(expected) \
+            or not all(isinstance(m, k) for m, k in zip(layers, expected)):
         raise ValueError(f"cannot stack {type(torso).__name__}: expected the paper's torso "
                          f"Linear → LayerNorm → Tanh → [Linear → ELU]*, got "
                          f"{[k.__name__ for k in kinds]}")

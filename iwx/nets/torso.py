@@ -22,12 +22,37 @@ import torch
 from torch import nn
 
 
+def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2σ(2x) − 1, differentiable. [...] -> [...].
+
+    torch's float32 tanh kernel is several times slower than its sigmoid on this
+    project's CPUs (STACK-NOTES); the two differ by a few 1e-8 in absolute value.
+    """
+    return torch.sigmoid(x * 2.0) * 2.0 - 1.0
+
+
+class Tanh(nn.Tanh):
+    """nn.Tanh computed as :func:`sigmoid_tanh` when ``fast`` (no parameters: checkpoints
+    and the layer layout are those of nn.Tanh)."""
+
+    def __init__(self, fast: bool = True):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sigmoid_tanh(x) if self.fast else torch.tanh(x)
+
+
 @gin.configurable
 class Torso(nn.Module):
-    def __init__(self, in_dim: int, norm_width: int = 64, hidden: Sequence[int] = (64, 64)):
+    """``fast_tanh``: the tanh after the LayerNorm as 2σ(2x) − 1 (:class:`Tanh`); False is
+    torch.tanh (tests/test_fast_paths.py checks that the two agree)."""
+
+    def __init__(self, in_dim: int, norm_width: int = 64, hidden: Sequence[int] = (64, 64),
+                 fast_tanh: bool = True):
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(in_dim, norm_width), nn.LayerNorm(norm_width),
-                                   nn.Tanh()]
+                                   Tanh(fast_tanh)]
         width = norm_width
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ELU()]
@@ -37,6 +62,12 @@ class Torso(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def parts(self) -> tuple[nn.Linear, nn.LayerNorm, list[nn.Linear]]:
+        """(first Linear, LayerNorm, [hidden Linear, each followed by ELU]) — the layers
+        :mod:`iwx.nets.fused` evaluates without the Sequential (its state-dict keys stay)."""
+        layers = list(self.net)
+        return layers[0], layers[1], layers[3::2]
 
 
 class EnsembleLinear(nn.Module):
@@ -71,11 +102,13 @@ class EnsembleLayerNorm(nn.Module):
 
 @gin.configurable
 class EnsembleTorso(nn.Module):
-    """``members`` copies of :class:`Torso`. x [M, N, in] -> [M, N, out]."""
+    """``members`` copies of :class:`Torso`. x [M, N, in] -> [M, N, out]. ``fast_tanh``: as
+    :class:`Torso`'s."""
 
     def __init__(self, members: int, in_dim: int, norm_width: int = 64,
-                 hidden: Sequence[int] = (64, 64)):
+                 hidden: Sequence[int] = (64, 64), fast_tanh: bool = True):
         super().__init__()
+        self.fast_tanh = fast_tanh
         self.first = EnsembleLinear(members, in_dim, norm_width)
         self.norm = EnsembleLayerNorm(members, norm_width)
         widths = [norm_width, *hidden]
@@ -84,7 +117,8 @@ class EnsembleTorso(nn.Module):
         self.out_dim = widths[-1]
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        h = torch.tanh(self.norm(self.first(x, members), members))
+        h = self.norm(self.first(x, members), members)
+        h = sigmoid_tanh(h) if self.fast_tanh else torch.tanh(h)
         for layer in self.layers:
             h = torch.nn.functional.elu(layer(h, members))
         return h
