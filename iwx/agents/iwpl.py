@@ -13,12 +13,13 @@ import torch
 
 from iwx.agents.acting import score_prior_samples
 from iwx.agents.actors.importance import ImportanceWeightedActing
-from iwx.agents.base import Agent, Targets, obs_task, optimise, split_steps, to_torch
+from iwx.agents.base import Agent, Targets, adam, obs_task, optimise, split_steps, to_torch
 from iwx.agents.temperature import FixedTemperature
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.prior import GaussianPrior
 from iwx.ops.importance import (importance_weights, kl_to_empirical_prior, prior_loss,
                                 soft_value_logmeanexp)
+from iwx.ops.policy import samples_log_prob
 from iwx.ops.reduce import masked_mean
 from iwx.ops.td import critic_loss as td_critic_loss
 from iwx.ops.td import soft_td_target
@@ -44,8 +45,8 @@ class IWPL(Agent):
         self.temperature = temperature()
         self.temperature.check(num_samples)
         self.soft_value, self.num_samples, self.gamma = soft_value, num_samples, gamma
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.prior_opt = torch.optim.Adam(self.prior.parameters(), lr=prior_lr)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr)
+        self.prior_opt = adam(self.prior.parameters(), prior_lr)
         self.acting = ImportanceWeightedActing(self.prior, self.critic, self.temperature,
                                                num_samples, task_key=self.critic.task_key,
                                                device=device)
@@ -62,37 +63,42 @@ class IWPL(Agent):
 
     # -- learning --------------------------------------------------------------
     def update(self, batch: dict) -> dict:
-        """One learner step on chunks [nb, c, L(+1), ...] (see iwx.replay)."""
+        """One learner step on chunks [nb, c, L(+1), ...] (see iwx.replay).
+
+        The K target-prior samples at every state s_t .. s_{t+L} are drawn and scored by
+        the target critic once (fused: iwx.nets.fused); the TD target (eq. 10) reads
+        them at s_{t+1} .. s_{t+L}, the importance weights of eq. (11) at s_t .. s_{t+L-1}.
+        Metrics leave the device once, at the end.
+        """
         b = to_torch(batch, self.device)
         obs, mask = b["obs"], b["mask"]
         task = obs_task(obs, self.critic.task_key)
         now, _ = split_steps(obs)                                        # s_t [nb, c, L, ...]
         alpha = self.temperature.alpha
         with torch.no_grad():
-            # K samples from the target prior at s_t .. s_{t+L}, scored by the target critic.
             samples, log_prob, q_k = score_prior_samples(
                 self.target_prior, self.target_critic, obs, task, self.num_samples)
             target = soft_td_target(b["rewards"], b["discounts"], q_k[:, :, 1:],
                                     log_prob[:, :, 1:], alpha, self.gamma, self.soft_value)
-            weights = importance_weights(q_k[:, :, :-1], alpha)         # q̂'  [nb, c, L, K]
+            q_now = q_k[:, :, :-1]                                       # [nb, c, L, K]
+            weights = importance_weights(q_now, alpha)                   # q̂'
 
         q = self.critic(now, b["actions"], task)                         # [nb, c, L]
         critic_loss = td_critic_loss(q, target, mask)                     # eq. (9)
         optimise(critic_loss, self.critic_opt)
 
-        dist = self.prior.distribution(now)
-        log_prior = self.prior.samples_log_prob(dist, samples[:, :, :-1])  # [nb, c, L, K]
+        mean, std = self.prior.mean_std(now)
+        log_prior = samples_log_prob(mean, std, samples[:, :, :-1])      # [nb, c, L, K]
         p_loss = masked_mean(prior_loss(weights, log_prior), mask)        # eq. (11)
         optimise(p_loss, self.prior_opt)
 
-        valid = mask.bool()
-        metrics = self.temperature.update(q_k[:, :, :-1][valid])
+        metrics = self.temperature.update(q_now, mask)
         self.count_update()
         with torch.no_grad():
-            kl = kl_to_empirical_prior(q_k[:, :, :-1], alpha)
-            std = dist.scale.detach()  # before this update's step: the σ the loss saw
-        metrics.update(critic_loss=critic_loss.item(), prior_loss=p_loss.item(),
-                       alpha=alpha, kl_to_prior=float(masked_mean(kl, mask)),
-                       q_mean=float(masked_mean(q.detach(), mask)),
-                       prior_std=float(std.mean()))
+            kl = kl_to_empirical_prior(q_now, alpha)
+            # σ before this update's step: the σ the loss saw
+            values = torch.stack([critic_loss.detach(), p_loss.detach(), masked_mean(kl, mask),
+                                  masked_mean(q.detach(), mask), std.detach().mean()]).tolist()
+        metrics.update(zip(("critic_loss", "prior_loss", "kl_to_prior", "q_mean", "prior_std"),
+                           values), alpha=alpha)
         return metrics

@@ -28,8 +28,8 @@ class FixedTemperature:
     def check(self, num_samples: int) -> None:
         del num_samples
 
-    def update(self, q_values: torch.Tensor) -> dict:
-        del q_values
+    def update(self, q_values: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
+        del q_values, mask
         return {}
 
     def state_dict(self) -> dict:
@@ -66,10 +66,11 @@ class ConstrainedTemperature:
                 f"{math.log(num_samples):.3f} nats. Choose epsilon < log K (it bounds the "
                 f"mean per-state KL, not a sum over tasks).")
 
-    def update(self, q_values: torch.Tensor) -> dict:
-        """One gradient step on the dual for Q values [N, K] (constants)."""
+    def update(self, q_values: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
+        """One gradient step on the dual for Q values [..., K] (constants) of the states
+        where ``mask`` [...] is 1 (all of them when None)."""
         loss = temperature_dual(q_values.reshape(-1, q_values.shape[-1]), self.log_alpha.exp(),
-                                self.epsilon)
+                                self.epsilon, None if mask is None else mask.reshape(-1))
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

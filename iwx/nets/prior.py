@@ -13,7 +13,7 @@ import gin
 import torch
 from torch import nn
 
-from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian
+from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian, squashed_std
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import Torso
 from iwx.ops.policy import samples_log_prob
@@ -48,13 +48,19 @@ class GaussianPrior(nn.Module):
         """log density of K actions per state [..., K, A] under ``dist`` [..., A]. -> [..., K]."""
         return samples_log_prob(dist.loc, dist.scale, actions)
 
+    def mean_std(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """μ(s), σ(s) [..., A]: :meth:`distribution`'s parameters without building (and
+        validating) a Normal — what the learners' and the acting rule's hot paths use."""
+        mean, raw = self.head(self.torso(select(obs, self.inputs))).chunk(2, dim=-1)
+        return mean, squashed_std(raw, self.log_std_min, self.log_std_max)
+
     def sample(self, obs: Mapping[str, torch.Tensor], num_samples: int):
         """K actions per state. Returns actions [..., K, A] and log π0(a_k|s) [..., K]."""
-        dist = self.distribution(obs)
-        mean, std = dist.loc.unsqueeze(-2), dist.scale.unsqueeze(-2)  # [..., 1, A]
-        shape = (*mean.shape[:-2], num_samples, mean.shape[-1])
-        actions = (mean + std * torch.randn(shape, device=mean.device)).clamp(-1.0, 1.0)
-        return actions, self.samples_log_prob(dist, actions)
+        mean, std = self.mean_std(obs)
+        shape = (*mean.shape[:-1], num_samples, mean.shape[-1])
+        noise = torch.randn(shape, device=mean.device)
+        actions = (mean.unsqueeze(-2) + std.unsqueeze(-2) * noise).clamp(-1.0, 1.0)
+        return actions, samples_log_prob(mean, std, actions)
 
     def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""

@@ -13,6 +13,8 @@ or broadcastable to it) excludes padded steps of a chunk.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from iwx.ops.reduce import masked_mean
@@ -49,8 +51,11 @@ def samples_log_prob(mean: torch.Tensor, std: torch.Tensor, actions: torch.Tenso
     its state's Gaussian; the π0 densities of eqs. (10), (11) and MPO's M-step).
     Gradients flow into all three arguments.
     """
-    return torch.distributions.Normal(mean.unsqueeze(-2), std.unsqueeze(-2)) \
-        .log_prob(actions).sum(-1)
+    loc, scale = mean.unsqueeze(-2), std.unsqueeze(-2)
+    # torch.distributions.Normal.log_prob's expression, without building (and validating)
+    # a distribution object at every call: the same float32 numbers.
+    return (-((actions - loc) ** 2) / (2 * scale ** 2) - scale.log()
+            - math.log(math.sqrt(2 * math.pi))).sum(-1)
 
 
 def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor,
