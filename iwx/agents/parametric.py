@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from iwx.agents.actors.gaussian import GaussianActing
-from iwx.agents.base import Agent, Targets
+from iwx.agents.base import Agent, Targets, adam
 
 
 def check_information_asymmetry(prior, *privileged_nets) -> None:
@@ -46,10 +46,10 @@ class GaussianPolicyLearner(Agent):
         self.target_policy = self.targets.copy(self.policy)
         self.target_critic = self.targets.copy(self.critic)
         self.target_prior = self.targets.copy(self.prior)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=policy_lr)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr)
+        self.policy_opt = adam(self.policy.parameters(), policy_lr)
         self.prior_opt = (None if self.prior is None
-                          else torch.optim.Adam(self.prior.parameters(), lr=prior_lr))
+                          else adam(self.prior.parameters(), prior_lr))
         self.acting = GaussianActing(self.policy, self.prior, device=device)
 
     @classmethod

@@ -31,7 +31,7 @@ import torch
 
 from iwx.agents.acting import reparameterised_samples
 from iwx.agents.actors.gaussian import GaussianActing
-from iwx.agents.base import Agent, Targets, frozen, optimise, split_steps, to_torch
+from iwx.agents.base import Agent, Targets, adam, frozen, optimise, split_steps, to_torch
 from iwx.nets.critics import fresh_critic
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
@@ -81,8 +81,8 @@ class ParametricAdaptation(Agent):
         self.target_policy = self.targets.copy(self.policy)
         self.target_critic = self.targets.copy(self.critic)
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
-        self.critic_opt = torch.optim.Adam(trainable, lr=learning_rate)
-        self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=learning_rate)
+        self.critic_opt = adam(trainable, learning_rate)
+        self.policy_opt = adam(self.policy.parameters(), learning_rate)
         self.kl_cost = kl_cost if use_prior else 0.0
         self.num_samples, self.gamma = num_samples, gamma
         self.acting = GaussianActing(self.policy, self.prior, log_prob=False, device=device)

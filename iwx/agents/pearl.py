@@ -52,7 +52,7 @@ import gin
 import torch
 
 from iwx.agents.actors.posterior import PosteriorSampling
-from iwx.agents.base import (AdaptsWithoutLearning, Agent, Targets, frozen, optimise,
+from iwx.agents.base import (AdaptsWithoutLearning, Agent, Targets, adam, frozen, optimise,
                              split_steps, to_torch)
 from iwx.nets.context import ContextCritic, ContextEncoder, context_transitions, rows_like
 from iwx.nets.policy import GaussianPolicy
@@ -99,9 +99,9 @@ class PEARL(Agent):
         self.context_length, self.kl_cost, self.gamma = context_length, kl_cost, gamma
         self.num_samples, self.retrace_lambda = num_samples, retrace_lambda
         self.entropy_cost = entropy_cost
-        self.critic_opt = torch.optim.Adam([*self.critic.parameters(),
-                                            *self.encoder.parameters()], lr=critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_opt = adam([*self.critic.parameters(), *self.encoder.parameters()],
+                               critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), actor_lr)
         self.acting = PosteriorSampling(self.encoder, self.actor, obs_spec, action_dim,
                                         context_length, device)
         self.updates = 0

@@ -39,7 +39,8 @@ import gin
 import torch
 
 from iwx.agents.actors.recurrent import RecurrentActing
-from iwx.agents.base import AdaptsWithoutLearning, Agent, Targets, frozen, optimise, to_torch
+from iwx.agents.base import (AdaptsWithoutLearning, Agent, Targets, adam, frozen, optimise,
+                             to_torch)
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
 from iwx.ops.policy import svg0_policy_loss
 from iwx.ops.reduce import masked_mean
@@ -113,8 +114,8 @@ class RL2(Agent):
         self.targets = Targets(target_period, "RL2")
         self.target_actor = self.targets.copy(self.actor)
         self.target_critic = self.targets.copy(self.critic)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=policy_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.actor_opt = adam(self.actor.parameters(), policy_lr)
+        self.critic_opt = adam(self.critic.parameters(), critic_lr)
         self.num_samples, self.gamma, self.retrace_lambda = num_samples, gamma, retrace_lambda
         self.entropy_cost = entropy_cost
         self.acting = RecurrentActing(self.actor, action_dim, critic_core=self.critic.core,

@@ -18,9 +18,9 @@ from iwx.agents.base.agent import (ActingPart, AdaptsWithoutLearning, Agent,
 from iwx.agents.base.batch import obs_task, split_steps, task_rows, to_torch
 from iwx.agents.base.contract import (Acts, ActsRemotely, AdaptationAgent, Checkpointable,
                                       HasMemory, Learns, MultiTaskAgent)
-from iwx.agents.base.modules import Targets, frozen, optimise
+from iwx.agents.base.modules import Targets, adam, frozen, optimise
 
 __all__ = ["ActingPart", "Acts", "ActsRemotely", "AdaptationAgent", "AdaptsWithoutLearning",
-           "Agent", "Checkpointable", "HasMemory", "Learns", "MultiTaskAgent", "Targets",
+           "Agent", "Checkpointable", "HasMemory", "Learns", "MultiTaskAgent", "Targets", "adam",
            "configured_arguments", "cpu_state", "frozen", "obs_task", "optimise", "split_steps",
            "task_rows", "to_torch"]

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
+import gin
 import torch
 from torch import nn
+
+
+@gin.configurable
+def adam(params: Iterable[torch.Tensor], lr: float, *, fused: bool = True) -> torch.optim.Adam:
+    """The optimiser of every learner: Adam at learning rate ``lr``.
+
+    ``fused`` (the default) updates each parameter in one kernel (torch's fused Adam, on
+    the CPU and on CUDA) instead of a loop of small element-wise ops per parameter,
+    the same update up to float rounding; ``adam.fused = False`` is the plain
+    per-tensor loop (tests/test_fast_paths.py checks that the two agree).
+    """
+    params = list(params)
+    if fused and params and all(p.dtype.is_floating_point for p in params):
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr)
 
 
 @contextlib.contextmanager
