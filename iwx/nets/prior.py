@@ -13,7 +13,7 @@ import gin
 import torch
 from torch import nn
 
-from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian
+from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian, squashed_std
 from iwx.nets.inputs import observation_dim, select
 from iwx.nets.torso import Torso
 from iwx.ops.policy import samples_log_prob
@@ -59,3 +59,9 @@ class GaussianPrior(nn.Module):
     def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""
         return self.samples_log_prob(self.distribution(obs), actions)
+
+    def mean_std(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """π0's μ(s) and σ(s) as plain tensors, no Distribution (the acting path).
+        obs [..., ...] -> ([..., A], [..., A]); the same numbers as ``distribution(obs)``."""
+        mean, raw = self.head(self.torso(select(obs, self.inputs))).chunk(2, dim=-1)
+        return mean, squashed_std(raw, self.log_std_min, self.log_std_max)
