@@ -84,6 +84,37 @@ def test_prior_mean_std_are_the_distributions_numbers(agent):
     assert mean.shape == std.shape == (ROWS, A)
 
 
+def test_prior_mean_std_with_gradients_and_another_torso():
+    """With grad enabled mean_std runs the torso's own forward (gradients flow); a torso
+    that is not a Torso runs its own forward too; the observation is never written."""
+    import functools
+
+    from iwx.nets.torso import Torso
+
+    class Scaled(Torso):                  # a subclass: not interpreted, its forward runs
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    spec = {"position": (2,)}
+    obs = {"position": torch.tensor([[0.1, -0.3], [0.5, 0.2]])}
+    before = obs["position"].clone()
+    for torso in (functools.partial(Torso, norm_width=8, hidden=(8, 8)),
+                  functools.partial(Scaled, norm_width=8, hidden=(8, 8))):
+        torch.manual_seed(0)
+        prior = GaussianPrior(spec, A, torso=torso)
+        mean, std = prior.mean_std(obs)
+        (mean.sum() + std.sum()).backward()
+        assert all(p.grad is not None for p in prior.parameters())
+        with torch.no_grad():
+            lean, lean_std = prior.mean_std(obs)
+            dist = prior.distribution(obs)
+        for got in (mean, lean):
+            assert torch.equal(got, dist.loc)
+        for got in (std, lean_std):
+            assert torch.equal(got, dist.scale)
+    assert torch.equal(obs["position"], before)
+
+
 def test_clipped_samples_are_the_priors_samples_for_the_same_seed(agent):
     obs = to_torch(observations()[1], torch.device("cpu"))
     with torch.no_grad():

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import gin
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from iwx.nets.gaussian_head import init_std_bias, squashed_gaussian, squashed_std
 from iwx.nets.inputs import observation_dim, select
@@ -62,6 +63,38 @@ class GaussianPrior(nn.Module):
 
     def mean_std(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """π0's μ(s) and σ(s) as plain tensors, no Distribution (the acting path).
-        obs [..., ...] -> ([..., A], [..., A]); the same numbers as ``distribution(obs)``."""
-        mean, raw = self.head(self.torso(select(obs, self.inputs))).chunk(2, dim=-1)
-        return mean, squashed_std(raw, self.log_std_min, self.log_std_max)
+        obs [..., ...] -> ([..., A], [..., A]); the same numbers as ``distribution(obs)``.
+
+        Under no_grad the torso runs through :meth:`_torso_no_grad` (same operations,
+        without per-module call overhead or fresh buffers for the activations)."""
+        x = select(obs, self.inputs)
+        if torch.is_grad_enabled():
+            mean, raw = self.head(self.torso(x)).chunk(2, dim=-1)
+            return mean, squashed_std(raw, self.log_std_min, self.log_std_max)
+        mean, raw = self.head(self._torso_no_grad(x)).chunk(2, dim=-1)
+        span = self.log_std_max - self.log_std_min    # squashed_std's arithmetic, in place
+        return mean, torch.sigmoid(raw).mul_(span).add_(self.log_std_min).exp_()
+
+    def _torso_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.torso(x)`` for a :class:`Torso` (Linear, LayerNorm, Tanh, ELU layers in
+        ``.net``) called as the functions its layers call, activations in place on
+        tensors made here (acting batches of a few rows are overhead-bound). Any other
+        torso, or a layer of another kind, runs through its own forward. [..., in] -> [..., out]."""
+        net = getattr(self.torso, "net", None)
+        if type(self.torso) is not Torso or not isinstance(net, nn.Sequential):
+            return self.torso(x)
+        fresh = False                                 # never write into the caller's x
+        for layer in net:
+            kind = type(layer)
+            if kind is nn.Linear:
+                x, fresh = F.linear(x, layer.weight, layer.bias), True
+            elif kind is nn.LayerNorm:
+                x, fresh = F.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias,
+                                        layer.eps), True
+            elif kind is nn.Tanh and fresh:
+                x = x.tanh_()
+            elif kind is nn.ELU and fresh and not layer.inplace:
+                x = F.elu_(x, layer.alpha)
+            else:
+                x, fresh = layer(x), False         # its output may be its input
+        return x
