@@ -14,9 +14,8 @@ tensor that does not fit in any cache. Here the same numbers are computed:
   so the last matmul to ψ ∈ R^d and the product with w become one dot with
   v = W_oᵀ w [H] per row (for a per-problem ensemble, the member's head);
 - **in blocks of about ``chunk_rows`` (state, sample) rows**: every intermediate stays
-  in the core's cache and is updated in place; tanh is computed as 2σ(2x) − 1
-  (exact in real arithmetic; torch's float32 tanh kernel is ~5× slower than its
-  sigmoid here), which differs from ``torch.tanh`` by at most a few 1e-8.
+  in the core's cache and is updated in place (tanh as the torso computes it:
+  2σ(2x) − 1 with ``fast_tanh``, iwx.nets.torso.sigmoid_tanh).
 
 Only for evaluation without gradient: a caller that differentiates Q (SVG(0) through
 the action) takes the plain path. :func:`wants_fused` says which path applies.
@@ -30,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from iwx.nets.torso import sigmoid_tanh_
+
 CHUNK_ROWS = 4096   # (state, sample) rows per block: [4096, 128] float32 is 2 MiB
 
 
@@ -39,13 +40,9 @@ def wants_fused(enabled: bool, state: torch.Tensor, actions: torch.Tensor) -> bo
     return enabled and actions.dim() == state.dim() + 1 and not torch.is_grad_enabled()
 
 
-def tanh_(x: torch.Tensor) -> torch.Tensor:
-    """tanh in place as 2σ(2x) − 1. [...] -> the same tensor."""
-    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
 def _mlp_block(h: torch.Tensor, norm: torch.nn.LayerNorm | None, norm_weight, norm_bias,
-               hidden: list[tuple[torch.Tensor, torch.Tensor]], batched: bool) -> torch.Tensor:
+               hidden: list[tuple[torch.Tensor, torch.Tensor]], batched: bool,
+               fast_tanh: bool) -> torch.Tensor:
     """LayerNorm → tanh → [Linear → ELU]* on first-layer pre-activations h [..., R, H]
     (``batched``: weights [M, in, out] per member, h [M, R, H]), in place where it can."""
     width = h.shape[-1]
@@ -53,7 +50,7 @@ def _mlp_block(h: torch.Tensor, norm: torch.nn.LayerNorm | None, norm_weight, no
         h = F.layer_norm(h, (width,)).mul_(norm_weight).add_(norm_bias)
     else:
         h = F.layer_norm(h, (width,), norm.weight, norm.bias, norm.eps)
-    h = tanh_(h)
+    h = sigmoid_tanh_(h) if fast_tanh else h.tanh_()
     for weight, bias in hidden:
         h = torch.baddbmm(bias, h, weight) if batched else F.linear(h, weight, bias)
         h = F.elu(h, inplace=True)
@@ -77,7 +74,8 @@ def torso_scores(torso, state: torch.Tensor, actions: torch.Tensor, head: torch.
     for i in range(0, n, step):
         j = min(n, i + step)
         h = F.linear(actions[i:j], action_weight).add_(state_part[i:j, None])  # [n, K, H]
-        h = _mlp_block(h, norm, None, None, hidden, batched=False)
+        h = _mlp_block(h, norm, None, None, hidden, batched=False,
+                       fast_tanh=torso.net[2].fast)
         out[i:j] = h.mul_(head[i:j, None]).sum(-1).add_(bias[i:j, None])
     return out
 
@@ -107,7 +105,8 @@ def ensemble_scores(torso, state: torch.Tensor, actions: torch.Tensor, head: tor
         h = torch.bmm(actions[i:j].reshape(j - i, r * k, -1), action_weight[i:j])
         h = h.view(j - i, r, k, -1).add_(state_part[i:j, :, None]).view(j - i, r * k, -1)
         h = _mlp_block(h, None, norm_w[i:j], norm_b[i:j],
-                       [(w[i:j], b[i:j]) for w, b in hidden], batched=True)
+                       [(w[i:j], b[i:j]) for w, b in hidden], batched=True,
+                       fast_tanh=torso.fast_tanh)
         q = torch.bmm(h, head[i:j, :, None]).view(j - i, r, k)
         out[i:j] = q.add_(bias[i:j, None, None])
     return out

@@ -13,15 +13,19 @@ import torch
 from torch import nn
 
 
+def squashed_std(raw_std: torch.Tensor, log_std_min: float, log_std_max: float) -> torch.Tensor:
+    """σ = exp(min + (max − min)·sigmoid(raw)). [..., A] -> [..., A].
+
+    The acting paths use it without building a Distribution (whose argument checks cost
+    more than the arithmetic at acting batch sizes)."""
+    log_std = log_std_min + (log_std_max - log_std_min) * torch.sigmoid(raw_std)
+    return log_std.exp()
+
+
 def squashed_gaussian(mean: torch.Tensor, raw_std: torch.Tensor, log_std_min: float,
                       log_std_max: float) -> torch.distributions.Normal:
     """N(μ, diag σ²) with log σ = min + (max − min)·sigmoid(raw). [..., A] -> Normal [..., A]."""
     return torch.distributions.Normal(mean, squashed_std(raw_std, log_std_min, log_std_max))
-
-
-def squashed_std(raw_std: torch.Tensor, log_std_min: float, log_std_max: float) -> torch.Tensor:
-    """σ = exp(min + (max − min)·sigmoid(raw)). [..., A] -> [..., A]."""
-    return (log_std_min + (log_std_max - log_std_min) * torch.sigmoid(raw_std)).exp()
 
 
 def init_std_bias(head: nn.Linear, action_dim: int, init_std: float | None, log_std_min: float,
