@@ -135,7 +135,7 @@ def parse_args(argv=None):
 def run(args) -> dict:
     from iwx.benchmarks.methods import add_method_rows
     from iwx.benchmarks.rows import add_acting_rows, add_learner_rows, add_task_rows
-    from iwx.benchmarks.timing import measure_all
+    from iwx.benchmarks.timing import count_flops, matmul_peak_step, measure_all
     from iwx.loops.pipeline import resolve_device
 
     torch.set_num_threads(args.threads)
@@ -149,6 +149,12 @@ def run(args) -> dict:
     for task in args.tasks:                                           # (c)
         add_task_rows(task, args, device, rng, items, steps)
     add_method_rows(args.methods, args, device, rng, items, steps)    # (d)
+    for item, step in zip(items, steps):          # matrix-product FLOPs of one update
+        if item["unit"] == "updates/s":
+            item["flops_per_update"] = count_flops(step)
+    items.append({"item": "float32 matmul 1024^3 (machine peak)", "group": "machine",
+                  "name": "matmul_peak", "k": None, "unit": "GFLOP/s"})
+    steps.append(matmul_peak_step(device))
 
     print(f"iwx.bench: {info['device']} ({info['device_name']}), torch {info['torch']}, "
           f"{info['threads']} thread(s); {len(items)} items x {args.seconds:g} s "
@@ -159,6 +165,9 @@ def run(args) -> dict:
     for it in items:
         ref = it.get("reference")
         it["slowdown"] = rates[ref] / it["rate"] if ref else None
+        if "flops_per_update" in it:
+            it["gflops"] = it["flops_per_update"] * it["rate"] / 1e9
+            it["fraction_of_peak"] = it["gflops"] / rates["matmul_peak"]
     info["loadavg_after"] = loadavg()
     from iwx.benchmarks import reference, rows
 

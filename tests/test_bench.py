@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 48   # a torso width no gin file and no default uses: only gin can have set it
 
@@ -45,19 +47,26 @@ def test_bench_json(tmp_path):
                      "act_k10_b1", "cheetah_vel_env_b2", "cheetah_vel_act_k4_b2",
                      "reach_env_b2", "reach_act_k4_b2", "method_iwpl", "method_rs0",
                      "method_distral", "method_mpo", "method_mpo_distral", "method_rl2",
-                     "method_pearl"}
+                     "method_pearl", "matmul_peak"}
     for it in result["items"]:
         assert it["rate"] > 0 and math.isfinite(it["rate"]), it
+        if it["unit"] == "updates/s":   # every learner row: its matrix-product GFLOP/s
+            assert it["flops_per_update"] > 0, it
+            assert it["gflops"] == pytest.approx(it["flops_per_update"] * it["rate"] / 1e9)
+            assert it["fraction_of_peak"] == pytest.approx(
+                it["gflops"] / result["items"][-1]["rate"])
         assert it["units"] > 0 and it["seconds"] > 0, it
         if it.get("reference"):
             assert it["slowdown"] > 0, it
         if it["name"].startswith("method_"):       # every method at the same batch size
             assert (it["batch_chunks"], it["chunk_length"]) == (32, 10), it
+    assert result["items"][-1]["name"] == "matmul_peak"
     # What was timed is what the gin files configure: every torso of every timed network
     # (IWPL's prior and critic, the SAC reference, each method's networks) has the width
     # the item's gin file gives it with the bench's binding, not a constructor default.
     timed = [it for it in result["items"] if it.get("networks")]
-    assert {it["name"] for it in timed} == {n for n in names if "env_b" not in n}
+    assert {it["name"] for it in timed} == {n for n in names
+                                            if "env_b" not in n and n != "matmul_peak"}
     for it in timed:
         want = configured_widths(it["gin"], [f"WIDTH = {WIDTH}"])
         assert want["norm"] == WIDTH and want["hidden"] == {WIDTH}
@@ -76,6 +85,7 @@ def test_bench_json(tmp_path):
     # the printed table names every item
     for it in result["items"]:
         assert it["item"] in proc.stdout
+    assert "GFLOP/s" in proc.stdout
 
 
 def test_bench_rejects_an_unknown_task():

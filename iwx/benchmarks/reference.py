@@ -16,7 +16,20 @@ import torch
 from iwx.agents.base import task_rows, to_torch
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.prior import GaussianPrior
+from iwx.nets.torso import Tanh
 from iwx.ops.reduce import masked_mean
+
+
+def plain(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with iwx's fast paths off (torch.tanh, no fused scoring), as a CleanRL
+    user would write it: the reference is what users would pick instead of iwx, so iwx's
+    speed-ups must not make it faster (issue 12)."""
+    for m in module.modules():
+        if isinstance(m, Tanh):
+            m.fast = False
+        if hasattr(m, "fused"):
+            m.fused = False
+    return module
 
 ALPHA = 0.1            # temperature (timing does not depend on it)
 GAMMA = 0.99
@@ -42,8 +55,8 @@ class SACReference:
                  alpha: float = ALPHA, gamma: float = GAMMA, target_period: int = TARGET_PERIOD,
                  lr: float = LEARNING_RATE):
         self.device = device
-        self.actor = GaussianPrior(obs_spec, action_dim).to(device)
-        self.critic = FeatureCritic(obs_spec, action_dim, num_tasks).to(device)
+        self.actor = plain(GaussianPrior(obs_spec, action_dim).to(device))
+        self.critic = plain(FeatureCritic(obs_spec, action_dim, num_tasks).to(device))
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.alpha, self.gamma, self.target_period = alpha, gamma, target_period
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr)

@@ -41,12 +41,12 @@ def loadavg() -> str:
 
 def format_table(result: dict) -> str:
     m = result["machine"]
-    width = 92
+    width = 101
     lines = [f"iwx.bench: torch {m['torch']}, threads {m['threads']}, device {m['device']} "
              f"({m['device_name']}), CPUs {m['cpu_count']} ({m['cpus_usable']} usable), "
              f"python {m['python']}, load avg {m['loadavg_before']} -> {m['loadavg_after']}",
              f"{'item':<40} {'rate':>12}  {'unit':<12} {'slowdown':>9} {'spread':>7} "
-             f"{'cpu':>5}",
+             f"{'cpu':>5} {'GFLOP/s':>8}",
              "-" * width]
     group, starved = None, []
     for it in result["items"]:
@@ -56,8 +56,9 @@ def format_table(result: dict) -> str:
         slow = f"{it['slowdown']:.2f}x" if it.get("reference") else "(ref)"
         r = it["round_rates"]
         spread = f"{100 * (max(r) - min(r)) / it['rate']:.0f}%" if len(r) > 1 else "-"
+        gflops = f"{it['gflops']:.1f}" if "gflops" in it else ""
         lines.append(f"{it['item']:<40} {it['rate']:>12,.1f}  {it['unit']:<12} {slow:>9} "
-                     f"{spread:>7} {100 * it['cpu_util']:>4.0f}%")
+                     f"{spread:>7} {100 * it['cpu_util']:>4.0f}% {gflops:>8}")
         if m["device"] == "cpu" and it["cpu_util"] < 0.85:
             starved.append(it["name"])
     lines += ["-" * width,
@@ -72,6 +73,11 @@ def format_table(result: dict) -> str:
               "  of real point-navigation episodes. spread: (max - min) / rate over the "
               "rounds.",
               "cpu: process CPU time / wall while timing (about 100% per busy thread).",
+              "GFLOP/s: matrix-product FLOPs of one update (torch.utils.flop_counter, "
+              "forward and backward;",
+              "  element-wise work not counted) x updates/s; compare with the machine peak "
+              "row (a float32",
+              "  1024^3 matmul timed beside the others).",
               "Every agent, network, task split and env is the one its gin file builds "
               "(each row's \"gin\"",
               "  and \"networks\" in --json); the bench's options are bindings on that file."]

@@ -68,3 +68,30 @@ def measure_all(items: list[dict], steps: list[Callable[[], int]], seconds: floa
             # process CPU time / wall: about (threads busy) when nothing else competes;
             # well below the thread count means the bench was starved by other processes.
             cpu_util=sum(w["cpu_seconds"] for w in ws) / wall)
+
+
+def count_flops(step: Callable[[], int]) -> float:
+    """Matrix-product FLOPs per unit of one ``step()`` call (torch.utils.flop_counter: mm,
+    addmm, bmm, baddbmm, forward and backward; element-wise work is not counted). The
+    call does real work (e.g. one more learner update), like a warm-up call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        units = step()
+    return counter.get_total_flops() / max(units, 1)
+
+
+def matmul_peak_step(device: torch.device, size: int = 1024) -> Callable[[], int]:
+    """A ``step()`` doing one float32 [size, size] @ [size, size] product, counting its
+    GFLOP as units: timed beside the other items, its rate is the machine's measured
+    float32 matmul throughput (GFLOP/s) under the same load."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device)
+    b = torch.randn(size, size, generator=gen).to(device)
+    out = torch.empty(size, size, device=device)
+    gflop = 2 * size ** 3 / 1e9
+
+    def step():
+        torch.mm(a, b, out=out)
+        return gflop
+    return step
