@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,6 +31,8 @@ from iwx.ops.reduce import masked_mean
 from iwx.ops.td import adaptation_critic_loss, soft_td_target
 from iwx.envs.point_nav import PointNavVec
 from iwx.replay.task_replay import TaskReplay
+
+from test_bench import ROOT, configured_widths
 
 torch.set_num_threads(1)
 
@@ -289,3 +294,40 @@ def test_a_cache_over_the_bound_fails_naming_the_binding():
     _, replay = filled(agent)
     with pytest.raises(ValueError, match=r"IWPA\.cache_frozen = False.*IWPA\.cache_max_gb"):
         agent.update(replay.sample(np.random.default_rng(0), ROWS, 8, 1))
+
+
+# ------------------------------------------------------------------------------ bench rows
+def test_bench_adaptation_rows_build_and_time(tmp_path):
+    """The rows are the gin file's variants (their scoped bindings reach them: here the
+    cache is turned off for IW alone) at a tiny size, timed on a tiny budget."""
+    out = tmp_path / "bench.json"
+    params = ["WIDTH = 48", "PointNavTasks.num_test = 2", "Adaptation.seeds = 2",
+              "Adaptation.episodes = 2", "Adaptation.exploration_episodes = 1",
+              "iw/IWPA.cache_frozen = False"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--envs", "1",
+         "--tasks", "none", "--methods", "none", "--json", str(out)]
+        + [arg for p in params for arg in ("--gin_param", p)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    items = {it["name"]: it for it in json.loads(out.read_text())["items"]}
+    rows = [items["iwpa_update_shared_q_iw"], items["iwpa_update_iw"]]
+    want = configured_widths("gin/point_nav_iwpl.gin", params)
+    for it, cache in zip(rows, (True, False)):
+        assert it["group"] == "adaptation" and it["reference"] == "sac_update", it
+        assert (it["problems"], it["batch_size"], it["k"]) == (4, 128, 16), it
+        assert it["cache_frozen"] is cache, it
+        assert it["stored_transitions"] == 4 * 2 * 20, it
+        assert it["cached_transitions"] == (it["stored_transitions"] if cache else 0), it
+        assert it["rate"] > 0 and it["slowdown"] > 0 and it["units"] > 0, it
+        assert it["item"] in proc.stdout
+        for name, net in it["networks"].items():
+            assert net["norm"] == [want["norm"]], (it["name"], name, net)
+    assert any(want["features_dim"] in net["linear"]           # ψ(s, a) ∈ R^d
+               for net in rows[0]["networks"].values())
+    quiet = subprocess.run(
+        [sys.executable, "-m", "iwx.bench", "--seconds", "0.1", "--ks", "10", "--envs", "1",
+         "--tasks", "none", "--methods", "none", "--no-adaptation", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not any(it["group"] == "adaptation" for it in json.loads(out.read_text())["items"])
