@@ -184,7 +184,8 @@ class FrozenCache:
 
             def take(x):   # [P, n, ...] -> [P, ...]: the column's data, zeros where none
                 where = has.reshape(-1, *([1] * (x.dim() - 2)))
-                return torch.where(where, x[problems, first], torch.zeros((), dtype=x.dtype))
+                return torch.where(where, x[problems, first],
+                                   torch.zeros((), dtype=x.dtype, device=x.device))
 
             draw = has & ~self.drawn[s, :, t]
             if draw.any():
