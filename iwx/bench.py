@@ -25,6 +25,11 @@ Measured side by side in one process, on the same device (cuda when available):
     RS(0), DISTRAL, MPO, MPO + DISTRAL, RL², PEARL*; ``--methods``), each on
     batches from a replay it filled by acting (:mod:`iwx.benchmarks.methods`).
 
+(e) one IWPA adaptation update of all P = held-out tasks x seeds problems at once, per
+    adaptation variant of the gin file (Shared Q + IW, IW), at the run's batch size and
+    K, with its cache of frozen quantities warm (:mod:`iwx.benchmarks.adaptation`;
+    ``--no-adaptation`` skips them).
+
 What is timed is what a run builds: each row parses its gin file
 (``gin/point_nav_iwpl.gin`` for (a) and (b), ``gin/<task>_iwpl.gin`` for (c),
 ``gin/point_nav_<method>.gin`` for (d)) and calls the configurables bound to
@@ -97,6 +102,8 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=["all"],
                    help=f"learner-update rows of the methods: all, none, or some of "
                         f"{' '.join(METHODS)}")
+    p.add_argument("--no-adaptation", action="store_true",
+                   help="skip the IWPA adaptation-update rows (e)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="chunks per batch (default: the gin files', 32 on point navigation)")
     p.add_argument("--chunk-length", type=int, default=None,
@@ -133,6 +140,7 @@ def parse_args(argv=None):
 
 
 def run(args) -> dict:
+    from iwx.benchmarks.adaptation import add_adaptation_rows
     from iwx.benchmarks.methods import add_method_rows
     from iwx.benchmarks.rows import add_acting_rows, add_learner_rows, add_task_rows
     from iwx.benchmarks.timing import count_flops, matmul_peak_step, measure_all
@@ -145,6 +153,8 @@ def run(args) -> dict:
     items: list[dict] = []
     steps: list[Callable[[], int]] = []
     learner = add_learner_rows(args, device, rng, items, steps)       # (a)
+    if not args.no_adaptation:                                        # (e)
+        add_adaptation_rows(args, device, rng, items, steps)
     add_acting_rows(args, device, rng, items, steps)                  # (b)
     for task in args.tasks:                                           # (c)
         add_task_rows(task, args, device, rng, items, steps)

@@ -38,7 +38,8 @@ def test_bench_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--json", str(out),
          "--tasks", "cheetah_vel", "reach", "--task-envs", "2", "--task-k", "4",
-         "--gin_param", f"WIDTH = {WIDTH}"],
+         "--gin_param", f"WIDTH = {WIDTH}",
+         "--no-adaptation"],    # the adaptation rows (e): tests/test_iwpa_cache.py
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())

@@ -9,6 +9,20 @@ binding (``critic_fn``), which is what distinguishes the paper's variants:
 
 The TD(0) loss is eq. (13) with the target of eq. (14); only the adapted
 critic's trainable parameters move (w̃, plus ψ when fine-tuning is bound on).
+
+``cache_frozen`` (issue 12, iwx.agents.frozen_cache): what depends only on a stored
+transition and frozen networks is computed once per transition and reused by every
+later update — the K prior samples a_k ~ π0(·|s') and log π0(a_k|s') always (π0 is
+frozen), and ψ(s, a), ψ(s', a_k) when ψ is frozen (Shared Q + IW without
+fine-tuning), which makes that update a few tensor operations on [P, 128, K, d].
+The K samples at s' are then FIXED per transition (drawn once, when the transition
+is first used) instead of redrawn at every update. Cost: 4 bytes × P · slots ·
+steps · (K·A + K [+ d + K·d + K]), e.g. 44 MB on point navigation (P = 90, 10 × 20
+steps, K = 16, d = 32); past ``cache_max_gb`` the first update fails. Checkpoints hold the samples,
+not ψ (recomputed, bit-identically, on first use after a resume). ``cache_frozen =
+False``: every update redraws the samples and recomputes everything, as before issue
+12. Batches without ``index`` (built by hand, not by TaskReplay.sample) take that
+path too.
 """
 
 from __future__ import annotations
@@ -21,7 +35,8 @@ import torch
 from iwx.agents.acting import score_prior_samples
 from iwx.agents.actors.importance import FixedAlpha, ImportanceWeightedActing
 from iwx.agents.base import Agent, Targets, optimise, split_steps, to_torch
-from iwx.nets.critics import shared_features_critic
+from iwx.agents.frozen_cache import FrozenCache, feature_q
+from iwx.nets.critics import AdaptedFeatureCritic, shared_features_critic
 from iwx.ops.importance import soft_value_logmeanexp
 from iwx.ops.reduce import masked_mean
 from iwx.ops.td import adaptation_critic_loss, soft_td_target
@@ -29,12 +44,13 @@ from iwx.ops.td import adaptation_critic_loss, soft_td_target
 
 @gin.configurable
 class IWPA(Agent):
-    PARTS = ("critic", "target_critic", "optimizer", "updates")
+    PARTS = ("critic", "target_critic", "optimizer", "updates", "cache")
 
     def __init__(self, pretrained, obs_spec, action_dim: int, num_problems: int, *,
                  device: torch.device, critic_fn=shared_features_critic, alpha: float = 0.1,
                  num_samples: int = 16, gamma: float = 0.99, learning_rate: float = 3e-2,
-                 target_period: int = 10, soft_value=soft_value_logmeanexp):
+                 target_period: int = 10, soft_value=soft_value_logmeanexp,
+                 cache_frozen: bool = True, cache_max_gb: float = 4.0):
         """``pretrained``: the multi-task agent whose ``prior`` (π0) and ``critic`` are reloaded."""
         if alpha <= 0:
             raise ValueError(f"IWPA.alpha must be > 0, got {alpha}")
@@ -56,18 +72,37 @@ class IWPA(Agent):
         self.acting = ImportanceWeightedActing(self.prior, self.critic, FixedAlpha(alpha),
                                                num_samples, task_key=None, device=device)
         self.updates = 0
+        self.cache = None
+        if cache_frozen:
+            frozen_psi = (isinstance(self.critic, AdaptedFeatureCritic) and
+                          not any(p.requires_grad for p in self.critic.features.parameters()))
+            self.cache = FrozenCache(self.prior, self.critic.features if frozen_psi else None,
+                                     num_problems, num_samples, action_dim, device=device,
+                                     max_gb=cache_max_gb)
 
     def update(self, batch: dict) -> dict:
         """One TD(0) step (eq. 13) on transitions [P, c, 1(+1), ...] of each problem's replay."""
         b = to_torch(batch, self.device)
         mask = b["mask"]
         now, nxt = split_steps(b["obs"])
+        cached = (None if self.cache is None or "index" not in b else
+                  self.cache.lookup(now, nxt, b["actions"], b["task"], b["index"], mask,
+                                    getattr(self.target_critic, "weights", None)))
         with torch.no_grad():
-            _, log_prob, q_next = score_prior_samples(self.prior, self.target_critic, nxt, None,
-                                                      self.num_samples)
+            if cached is None:
+                _, log_prob, q_next = score_prior_samples(self.prior, self.target_critic, nxt,
+                                                          None, self.num_samples)
+            elif "q_next" in cached:     # ψ frozen: Q'(s', a_k) = ψ(s', a_k)ᵀ w̃'
+                log_prob, q_next = cached["log_prob"], cached["q_next"]
+            else:
+                log_prob = cached["log_prob"]
+                q_next = self.target_critic(nxt, cached["actions"])
             target = soft_td_target(b["rewards"], b["discounts"], q_next, log_prob,
                                     self.alpha, self.gamma, self.soft_value)
-        q = self.critic(now, b["actions"])
+        if cached is not None and "psi" in cached:
+            q = feature_q(cached["psi"], self.critic.weights)
+        else:
+            q = self.critic(now, b["actions"])
         loss = adaptation_critic_loss(q, target, mask)                  # eq. (13)
         optimise(loss, self.optimizer)
         self.count_update()

@@ -16,6 +16,12 @@ Batch layout (nb tasks, c chunks per task, L = chunk_length):
     task       [nb]                the task row of each chunk group
     extras[n]  [nb, c, L, *shape]  per-step values the agent returned when it acted
                                    (``extra_spec = {n: shape}``, e.g. log μ(a|s) for Retrace)
+    index      where each step is stored, to key per-transition caches (IWPA's,
+               iwx.agents.frozen_cache): slot, step [nb, c, L] (step clipped to the
+               episode length like the data; padded steps point at no stored step),
+               episode [nb, c, L] the slot's episode number (how many episodes its
+               task had begun before it: a slot overwritten by a new episode gets a
+               new number), shape [2] = (capacity, max_episode_length)
     context    added by the loops for agents with ``context_length`` > 0: a second sample
                of the same tasks in the same order, with c = 1 and L = context_length
 
@@ -49,6 +55,8 @@ class TaskReplay:
                        for k, s in (extra_spec or {}).items()}
         self.lengths = np.zeros(shape, np.int64)
         self.cursor = np.zeros(num_tasks, np.int64)  # slot being written, per task
+        self.begun = np.zeros(num_tasks, np.int64)   # episodes begun, per task
+        self.episode = np.full(shape, -1, np.int64)  # which of its task's episodes a slot holds
 
     # -- writing ---------------------------------------------------------------
     def begin_episodes(self, tasks: np.ndarray, obs: Mapping[str, np.ndarray]) -> None:
@@ -57,6 +65,8 @@ class TaskReplay:
             raise ValueError("one episode per task at a time: tasks must be distinct")
         slot = self.cursor[tasks]
         self.lengths[tasks, slot] = 0
+        self.episode[tasks, slot] = self.begun[tasks]
+        self.begun[tasks] += 1
         for k, v in obs.items():
             self.obs[k][tasks, slot, 0] = v
 
@@ -116,6 +126,9 @@ class TaskReplay:
             "mask": mask.astype(np.float32),
             "task": tasks.copy(),
             "extras": {k: v[row, col, steps] for k, v in self.extras.items()},
+            "index": {"slot": np.broadcast_to(col, steps.shape).copy(), "step": steps,
+                      "episode": self.episode[row, col].repeat(chunk_length, axis=-1),
+                      "shape": np.array([self.capacity, self.max_len])},
         }
         return batch
 
@@ -123,12 +136,15 @@ class TaskReplay:
     def state_dict(self) -> dict:
         return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards,
                 "discounts": self.discounts, "lengths": self.lengths, "cursor": self.cursor,
-                "extras": self.extras}
+                "extras": self.extras, "begun": self.begun, "episode": self.episode}
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state["obs"].items():
             self.obs[k][...] = v
         for name in ("actions", "rewards", "discounts", "lengths", "cursor"):
             getattr(self, name)[...] = state[name]
+        for name in ("begun", "episode"):   # absent from checkpoints older than issue 12
+            if name in state:
+                getattr(self, name)[...] = state[name]
         for k, v in state.get("extras", {}).items():
             self.extras[k][...] = v
