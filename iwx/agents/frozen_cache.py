@@ -8,13 +8,19 @@ transition (s, a, s') of each problem's replay and reused by every later update:
     log_prob   log π0(a_k|s')                 [S, P, T, K]
     psi        ψ(s, a)                        [S, P, T, d]      only when ψ is frozen
     psi_next   ψ(s', a_k)                     [S, P, T, K, d]   only when ψ is frozen
-    q_next     ψ(s', a_k)ᵀ w̃'                [S, P, T, K]      for the current target w̃'
+    next_obs   s'                             [S, P, T, ...]    only when ψ trains
+    q_next     Q'(s', a_k)                    [S, P, T, K]      for the current target critic
 
 S = the replay's capacity (episode slots; slot-major, so that a slot is contiguous),
 P problems (the replay's rows), T = its max episode length, K prior samples, A
-action dims, d = ψ's dimension. ``q_next`` is recomputed slot by slot when the
-target weights change (every ``IWPA.target_period`` updates) or a slot gains ψ
-entries: an update then gathers [P, c, K] values instead of [P, c, K, d] features. A
+action dims, d = ψ's dimension. The target critic is frozen between two refreshes
+(every ``IWPA.target_period`` updates), so ``q_next`` is too: it is recomputed slot by
+slot when the target changes (``target_version``) or a slot gains entries — from the
+cached ψ(s', a_k) and w̃' when ψ is frozen (Shared Q + IW), else by the target critic
+itself on the slot's cached s' and samples (IW's fresh critic, fine-tuned ψ). An
+update then gathers [P, c, K] values instead of scoring [P, c, K] (state, sample)
+pairs; every stored transition is sampled several times per target period, so one
+pass over the replay per refresh is less work. A
 transition is keyed by the replay's ``batch["index"]`` (iwx.replay.task_replay):
 its row (``batch["task"]``), slot, step and the slot's episode number; a slot that
 now holds another episode (the ring buffer wrapped) has its entries dropped and
@@ -22,7 +28,7 @@ recomputed on first use. Steps with ``mask = 0`` (padding) are never cached; wha
 is returned for them is whatever the cache holds there (finite; masked out of the
 loss).
 
-Memory: 4 bytes × P·S·T · (K·A + K [+ d + K·d + K]). Point navigation (P = 90,
+Memory: 4 bytes × P·S·T · (K·A + 2K + (d + K·d) with ψ frozen, else |s'|). Point navigation (P = 90,
 S·T = 10 × 20, K = 16, A = 2, d = 32): 3.5 MB of samples + 40 MB of ψ and Q';
 half-cheetah velocity (S·T = 7 × 200, A = 6, d = 64): 56 MB + 556 MB. Past
 ``max_gb`` the first update fails, naming the bindings (``IWPA.cache_frozen``,
@@ -39,6 +45,8 @@ order from the same RNG state.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -62,8 +70,8 @@ class FrozenCache:
 
     def __init__(self, prior: torch.nn.Module, features: torch.nn.Module | None,
                  num_problems: int, num_samples: int, action_dim: int, *,
-                 device: torch.device, max_gb: float = 4.0):
-        self.prior, self.features = prior, features
+                 device: torch.device, max_gb: float = 4.0, obs_spec=None):
+        self.prior, self.features, self.obs_spec = prior, features, obs_spec
         self.num_problems, self.num_samples, self.action_dim = num_problems, num_samples, action_dim
         self.device, self.max_gb = device, max_gb
         self.shape: tuple[int, int] | None = None    # (S, T): set by the first batch
@@ -71,8 +79,8 @@ class FrozenCache:
     # -- storage ---------------------------------------------------------------------------
     def bytes_needed(self, slots: int, steps: int) -> int:
         k, a = self.num_samples, self.action_dim
-        per_entry = k * a + k + (0 if self.features is None
-                                 else (1 + k) * self.features.features_dim + k)
+        per_entry = k * a + 2 * k + (self._obs_size() if self.features is None
+                                     else (1 + k) * self.features.features_dim)
         return 4 * self.num_problems * slots * steps * per_entry
 
     def _allocate(self, slots: int, steps: int) -> None:
@@ -96,9 +104,16 @@ class FrozenCache:
             d = self.features.features_dim
             self.psi = torch.zeros((*entries, d), device=dev)
             self.psi_next = torch.zeros((*entries, k, d), device=dev)
-            self.q_next = torch.zeros((*entries, k), device=dev)
-        self._q_weights: torch.Tensor | None = None   # the w̃' q_next was computed with
+        else:
+            self.next_obs = {key: torch.zeros((*entries, *shape), device=dev,
+                                              dtype=torch.int64 if key == "task_id" else None)
+                             for key, shape in self.obs_spec.items()}
+        self.q_next = torch.zeros((*entries, k), device=dev)
+        self._q_version: int | None = None            # the target q_next was computed with
         self._q_stale: set[int] = set(range(slots))   # slots whose q_next is out of date
+
+    def _obs_size(self) -> int:
+        return sum(math.prod(shape) for shape in self.obs_spec.values())
 
     def complete_entries(self) -> int:
         """Transitions held in full (samples, and ψ where cached); those of a slot the replay
@@ -111,15 +126,16 @@ class FrozenCache:
     # -- reading -----------------------------------------------------------------------------
     @torch.no_grad()
     def lookup(self, now: dict, nxt: dict, actions: torch.Tensor, rows: torch.Tensor,
-               index: dict, mask: torch.Tensor, target_weights: torch.Tensor | None = None
-               ) -> dict:
+               index: dict, mask: torch.Tensor, target_critic: torch.nn.Module,
+               target_version: int) -> dict:
         """The cached entries of a batch, computing the missing ones first.
 
         now, nxt: obs dicts [P, c, L, ...] (s, s'); actions [P, c, L, A]; rows [P] (the
         replay rows, ``batch["task"]``: 0..P-1); index: ``batch["index"]`` of
-        iwx.replay.task_replay; mask [P, c, L]; target_weights [P, d]: w̃' (ψ frozen).
-        Returns "log_prob" [P, c, L, K] and, with ψ frozen, "psi" [P, c, L, d] and
-        "q_next" [P, c, L, K] = ψ(s', a_k)ᵀ w̃', else "actions" [P, c, L, K, A].
+        iwx.replay.task_replay; mask [P, c, L]; target_critic: Q' (rows = problems);
+        target_version: changes exactly when Q' does (the count of target refreshes).
+        Returns "log_prob" and "q_next" = Q'(s', a_k) [P, c, L, K] and, with ψ frozen,
+        "psi" [P, c, L, d].
         """
         slots, steps = (int(x) for x in index["shape"])
         if self.shape is None:
@@ -149,22 +165,24 @@ class FrozenCache:
             self._fill(now, nxt, actions, slot, step, missing)
         gather = lambda x: x.flatten(0, 2).index_select(0, entry.reshape(-1)).reshape(  # noqa
             *entry.shape, *x.shape[3:])
-        out = {"log_prob": gather(self.log_prob)}
-        if self.features is None:
-            out["actions"] = gather(self.actions)
-        else:
+        out = {"log_prob": gather(self.log_prob),
+               "q_next": gather(self._target_q(target_critic, target_version))}
+        if self.features is not None:
             out["psi"] = gather(self.psi)
-            out["q_next"] = gather(self._target_q(target_weights))
         return out
 
-    def _target_q(self, weights: torch.Tensor) -> torch.Tensor:
-        """q_next [S, P, T, K] for target weights [P, d], recomputing out-of-date slots (one
-        fixed-shape product per slot, so a value never depends on when it was computed)."""
-        if self._q_weights is None or not torch.equal(weights, self._q_weights):
-            self._q_weights = weights.detach().clone()
+    def _target_q(self, target_critic: torch.nn.Module, version: int) -> torch.Tensor:
+        """q_next [S, P, T, K] under the target critic, recomputing out-of-date slots (one
+        fixed-shape call per slot, so a value never depends on when it was computed)."""
+        if version != self._q_version:
+            self._q_version = version
             self._q_stale = set(range(self.shape[0]))
         for s in sorted(self._q_stale):
-            self.q_next[s] = feature_q(self.psi_next[s], self._q_weights)
+            if self.features is not None:            # ψ(s', a_k)ᵀ w̃'
+                self.q_next[s] = feature_q(self.psi_next[s], target_critic.weights)
+            else:                                    # Q'(s', a_k) of the slot's entries
+                self.q_next[s] = target_critic({k: v[s] for k, v in self.next_obs.items()},
+                                               self.actions[s])
         self._q_stale.clear()
         return self.q_next
 
@@ -189,11 +207,15 @@ class FrozenCache:
 
             draw = has & ~self.drawn[s, :, t]
             if draw.any():
-                a_k, log_prob = self.prior.sample({k: take(v) for k, v in nxt.items()},
-                                                  self.num_samples)   # [P, K, A], [P, K]
+                next_obs = {k: take(v) for k, v in nxt.items()}
+                a_k, log_prob = self.prior.sample(next_obs, self.num_samples)  # [P, K(, A)]
                 self.actions[s, draw, t] = a_k[draw]
                 self.log_prob[s, draw, t] = log_prob[draw]
                 self.drawn[s, draw, t] = True
+                if self.features is None:
+                    for k, v in next_obs.items():
+                        self.next_obs[k][s, draw, t] = v[draw]
+                    self._q_stale.add(s)
             if self.features is not None:
                 fill = has & ~self.ready[s, :, t]
                 psi = self.features({k: take(v) for k, v in now.items()}, take(actions))
@@ -204,13 +226,16 @@ class FrozenCache:
                 self.ready[s, fill, t] = True
                 self._q_stale.add(s)
 
-    # -- checkpointing: the samples, not ψ (recomputed on first use) --------------------------
+    # -- checkpointing: the samples, not ψ or Q' (recomputed on first use) -------------------
     def state_dict(self) -> dict:
         if self.shape is None:
             return {"shape": None}
-        return {"shape": self.shape, "episode": self.episode.clone(),
-                "drawn": self.drawn.clone(), "actions": self.actions.clone(),
-                "log_prob": self.log_prob.clone()}
+        state = {"shape": self.shape, "episode": self.episode.clone(),
+                 "drawn": self.drawn.clone(), "actions": self.actions.clone(),
+                 "log_prob": self.log_prob.clone()}
+        if self.features is None:
+            state["next_obs"] = {k: v.clone() for k, v in self.next_obs.items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if state["shape"] is None:
@@ -219,3 +244,6 @@ class FrozenCache:
         self._allocate(*state["shape"])
         for name in ("episode", "drawn", "actions", "log_prob"):
             getattr(self, name).copy_(state[name])
+        if self.features is None:
+            for k, v in state["next_obs"].items():
+                self.next_obs[k].copy_(v)

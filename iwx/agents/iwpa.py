@@ -14,10 +14,11 @@ critic's trainable parameters move (w̃, plus ψ when fine-tuning is bound on).
 transition and frozen networks is computed once per transition and reused by every
 later update — the K prior samples a_k ~ π0(·|s') and log π0(a_k|s') always (π0 is
 frozen), and ψ(s, a), ψ(s', a_k) when ψ is frozen (Shared Q + IW without
-fine-tuning), which makes that update a few tensor operations on [P, 128, K, d].
+fine-tuning), which makes that update a few tensor operations on [P, 128, K, d];
+Q'(s', a_k) is cached between target refreshes for every variant.
 The K samples at s' are then FIXED per transition (drawn once, when the transition
 is first used) instead of redrawn at every update. Cost: 4 bytes × P · slots ·
-steps · (K·A + K [+ d + K·d + K]), e.g. 44 MB on point navigation (P = 90, 10 × 20
+steps · (K·A + 2K + (d + K·d) or |s'|), e.g. 44 MB on point navigation (P = 90, 10 × 20
 steps, K = 16, d = 32); past ``cache_max_gb`` the first update fails. Checkpoints hold the samples,
 not ψ (recomputed, bit-identically, on first use after a resume). ``cache_frozen =
 False``: every update redraws the samples and recomputes everything, as before issue
@@ -34,7 +35,7 @@ import torch
 
 from iwx.agents.acting import score_prior_samples
 from iwx.agents.actors.importance import FixedAlpha, ImportanceWeightedActing
-from iwx.agents.base import Agent, Targets, optimise, split_steps, to_torch
+from iwx.agents.base import Agent, Targets, adam, optimise, split_steps, to_torch
 from iwx.agents.frozen_cache import FrozenCache, feature_q
 from iwx.nets.critics import AdaptedFeatureCritic, shared_features_critic
 from iwx.ops.importance import soft_value_logmeanexp
@@ -65,7 +66,7 @@ class IWPA(Agent):
         self.targets = Targets(target_period, "IWPA")
         self.target_critic = self.targets.copy(self.critic)
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=learning_rate)
+        self.optimizer = adam(trainable, learning_rate)
         self.alpha, self.num_samples, self.gamma = alpha, num_samples, gamma
         self.soft_value = soft_value
         # The critic's rows are the problems: no task input (task_key None).
@@ -78,25 +79,23 @@ class IWPA(Agent):
                           not any(p.requires_grad for p in self.critic.features.parameters()))
             self.cache = FrozenCache(self.prior, self.critic.features if frozen_psi else None,
                                      num_problems, num_samples, action_dim, device=device,
-                                     max_gb=cache_max_gb)
+                                     max_gb=cache_max_gb, obs_spec=obs_spec)
 
     def update(self, batch: dict) -> dict:
         """One TD(0) step (eq. 13) on transitions [P, c, 1(+1), ...] of each problem's replay."""
         b = to_torch(batch, self.device)
         mask = b["mask"]
         now, nxt = split_steps(b["obs"])
+        # Q' changes only when the targets refresh: its version is the count of refreshes.
         cached = (None if self.cache is None or "index" not in b else
                   self.cache.lookup(now, nxt, b["actions"], b["task"], b["index"], mask,
-                                    getattr(self.target_critic, "weights", None)))
+                                    self.target_critic, self.updates // self.targets.period))
         with torch.no_grad():
             if cached is None:
                 _, log_prob, q_next = score_prior_samples(self.prior, self.target_critic, nxt,
                                                           None, self.num_samples)
-            elif "q_next" in cached:     # ψ frozen: Q'(s', a_k) = ψ(s', a_k)ᵀ w̃'
-                log_prob, q_next = cached["log_prob"], cached["q_next"]
             else:
-                log_prob = cached["log_prob"]
-                q_next = self.target_critic(nxt, cached["actions"])
+                log_prob, q_next = cached["log_prob"], cached["q_next"]
             target = soft_td_target(b["rewards"], b["discounts"], q_next, log_prob,
                                     self.alpha, self.gamma, self.soft_value)
         if cached is not None and "psi" in cached:
