@@ -19,16 +19,15 @@ import pytest
 import torch
 
 import iwx.agents.actors.importance as importance
-from iwx.agents.acting import (categorical_index, clipped_prior_samples,
-                               fast_importance_weighted_action, importance_weighted_action,
-                               score_prior_samples)
+from iwx.agents.acting import (categorical_index, fast_importance_weighted_action,
+                               importance_weighted_action, score_prior_samples)
 from iwx.agents.base import obs_task, to_torch
 from iwx.agents.iwpa import IWPA
 from iwx.agents.iwpl import IWPL
 from iwx.envs.point_nav import PointNavTasks, PointNavVec
 from iwx.experiment.gin_config import parse
 from iwx.nets.critics import FeatureCritic
-from iwx.nets.prior import GaussianPrior
+from iwx.nets.prior import GaussianPrior, clipped_samples
 from iwx.ops.importance import importance_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +120,7 @@ def test_clipped_samples_are_the_priors_samples_for_the_same_seed(agent):
         torch.manual_seed(7)
         plain, _ = agent.prior.sample(obs, K)
         torch.manual_seed(7)
-        fast = clipped_prior_samples(*agent.prior.mean_std(obs), K)
+        fast = clipped_samples(*agent.prior.mean_std(obs), K)
     assert fast.shape == (ROWS, K, A)
     assert torch.equal(fast, plain)
     assert fast.abs().max() <= 1.0 and (fast.abs() == 1.0).any()   # the clip is exercised
@@ -153,7 +152,7 @@ def test_same_samples_and_weights_for_the_same_noise(agent):
         torch.manual_seed(11)
         plain_a, _, plain_q = score_prior_samples(agent.prior, agent.critic, obs, task, K)
         torch.manual_seed(11)
-        fast_a = clipped_prior_samples(*agent.prior.mean_std(obs), K)
+        fast_a = clipped_samples(*agent.prior.mean_std(obs), K)
         fast_q = agent.critic(obs, fast_a, task)
     assert torch.equal(fast_a, plain_a)
     torch.testing.assert_close(importance_weights(fast_q, alpha),

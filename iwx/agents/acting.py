@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from iwx.nets.prior import clipped_samples
 from iwx.ops.importance import importance_weights
 from iwx.ops.policy import samples_log_prob
 
@@ -43,15 +44,6 @@ def prior_action(prior, obs):
 # batch sizes) and no log-densities (acting does not need them). Call under torch.no_grad().
 # ``ImportanceWeightedActing.fast`` chooses this path or the plain one above.
 
-def clipped_prior_samples(mean: torch.Tensor, std: torch.Tensor,
-                          num_samples: int) -> torch.Tensor:
-    """K actions a_k = clip(μ + σ ε_k, -1, 1), ε ~ N(0, I) from torch's global RNG: the same
-    draw, in the same order, as ``GaussianPrior.sample``. μ, σ [..., A] -> [..., K, A]."""
-    mean, std = mean.unsqueeze(-2), std.unsqueeze(-2)                 # [..., 1, A]
-    noise = torch.randn((*mean.shape[:-2], num_samples, mean.shape[-1]), device=mean.device)
-    return noise.mul_(std).add_(mean).clamp_(-1.0, 1.0)               # σ ε + μ, rounded alike
-
-
 def categorical_index(weights: torch.Tensor) -> torch.Tensor:
     """k ~ Cat(weights) per row by an exponential race: k = argmax_k w_k / E_k, E_k ~ Exp(1)
     from torch's global RNG (P(k) = w_k / Σ w). [..., K] -> [...] (int64).
@@ -75,7 +67,7 @@ def fast_importance_weighted_action(prior, critic, obs, task, alpha: float,
     """:func:`importance_weighted_action` from π0's μ, σ (``prior.mean_std``): the same K
     samples, Q and softmax weights for the same seed. obs [B, ...] -> [B, A]."""
     mean, std = prior.mean_std(obs)
-    actions = clipped_prior_samples(mean, std, num_samples)           # [B, K, A]
+    actions = clipped_samples(mean, std, num_samples)           # [B, K, A]
     q = critic(obs, actions, task)                                    # [B, K]
     return pick(actions, categorical_index(importance_weights(q, alpha)))
 
@@ -83,7 +75,7 @@ def fast_importance_weighted_action(prior, critic, obs, task, alpha: float,
 def fast_prior_action(prior, obs) -> torch.Tensor:
     """:func:`prior_action` from π0's μ, σ: the same sample. obs [B, ...] -> [B, A]."""
     mean, std = prior.mean_std(obs)
-    return clipped_prior_samples(mean, std, 1).squeeze(-2)
+    return clipped_samples(mean, std, 1).squeeze(-2)
 
 
 def reparameterised_samples(dist: torch.distributions.Normal, num_samples: int,

@@ -19,6 +19,14 @@ from iwx.nets.torso import Torso
 from iwx.ops.policy import samples_log_prob
 
 
+def clipped_samples(mean: torch.Tensor, std: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """K actions a_k = clip(μ + σ ε_k, -1, 1) per state, ε ~ N(0, I) from torch's global RNG.
+    μ, σ [..., A] -> [..., K, A]."""
+    mean, std = mean.unsqueeze(-2), std.unsqueeze(-2)                     # [..., 1, A]
+    noise = torch.randn((*mean.shape[:-2], num_samples, mean.shape[-1]), device=mean.device)
+    return noise.mul_(std).add_(mean).clamp_(-1.0, 1.0)
+
+
 @gin.configurable
 class GaussianPrior(nn.Module):
     """π0(a|s) = N(μ(s), diag σ(s)²), log σ squashed into [log_std_min, log_std_max].
@@ -57,9 +65,7 @@ class GaussianPrior(nn.Module):
     def sample(self, obs: Mapping[str, torch.Tensor], num_samples: int):
         """K actions per state. Returns actions [..., K, A] and log π0(a_k|s) [..., K]."""
         mean, std = self.mean_std(obs)
-        shape = (*mean.shape[:-1], num_samples, mean.shape[-1])
-        noise = torch.randn(shape, device=mean.device)
-        actions = (mean.unsqueeze(-2) + std.unsqueeze(-2) * noise).clamp(-1.0, 1.0)
+        actions = clipped_samples(mean, std, num_samples)
         return actions, samples_log_prob(mean, std, actions)
 
     def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
