@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from iwx.nets.torso import sigmoid_tanh_
+from iwx.nets.torso import tanh
 
 CHUNK_ROWS = 4096   # (state, sample) rows per block: [4096, 128] float32 is 2 MiB
 
@@ -50,7 +50,7 @@ def _mlp_block(h: torch.Tensor, norm: torch.nn.LayerNorm | None, norm_weight, no
         h = F.layer_norm(h, (width,)).mul_(norm_weight).add_(norm_bias)
     else:
         h = F.layer_norm(h, (width,), norm.weight, norm.bias, norm.eps)
-    h = sigmoid_tanh_(h) if fast_tanh else h.tanh_()
+    h = tanh(h, fast_tanh, inplace=True)
     for weight, bias in hidden:
         h = torch.baddbmm(bias, h, weight) if batched else F.linear(h, weight, bias)
         h = F.elu(h, inplace=True)
@@ -75,7 +75,7 @@ def torso_scores(torso, state: torch.Tensor, actions: torch.Tensor, head: torch.
         j = min(n, i + step)
         h = F.linear(actions[i:j], action_weight).add_(state_part[i:j, None])  # [n, K, H]
         h = _mlp_block(h, norm, None, None, hidden, batched=False,
-                       fast_tanh=torso.net[2].fast)
+                       fast_tanh=torso.fast_tanh)
         out[i:j] = h.mul_(head[i:j, None]).sum(-1).add_(bias[i:j, None])
     return out
 

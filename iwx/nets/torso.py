@@ -37,6 +37,14 @@ def sigmoid_tanh_(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
+def tanh(x: torch.Tensor, fast: bool, inplace: bool = False) -> torch.Tensor:
+    """tanh as :func:`sigmoid_tanh` (``fast``) or torch.tanh, in place on ``x`` when
+    ``inplace`` (no gradient). [...] -> [...]."""
+    if inplace:
+        return sigmoid_tanh_(x) if fast else x.tanh_()
+    return sigmoid_tanh(x) if fast else torch.tanh(x)
+
+
 class Tanh(nn.Tanh):
     """nn.Tanh computed as :func:`sigmoid_tanh` when ``fast`` (no parameters: checkpoints
     and the layer layout are those of nn.Tanh)."""
@@ -46,7 +54,7 @@ class Tanh(nn.Tanh):
         self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sigmoid_tanh(x) if self.fast else torch.tanh(x)
+        return tanh(x, self.fast)
 
 
 @gin.configurable
@@ -70,16 +78,18 @@ class Torso(nn.Module):
         """The layers of ``self.net`` called as the functions they call (no per-module call
         overhead), activations in place when nothing is differentiated. [..., in] -> [..., out]."""
         first, norm, hidden = self.parts()
-        fast, inplace = self.net[2].fast, not torch.is_grad_enabled()
+        inplace = not torch.is_grad_enabled()
         h = F.layer_norm(F.linear(x, first.weight, first.bias), norm.normalized_shape,
                          norm.weight, norm.bias, norm.eps)
-        if inplace:
-            h = sigmoid_tanh_(h) if fast else h.tanh_()
-        else:
-            h = sigmoid_tanh(h) if fast else torch.tanh(h)
+        h = tanh(h, self.fast_tanh, inplace)
         for layer in hidden:
             h = F.elu(F.linear(h, layer.weight, layer.bias), inplace=inplace)
         return h
+
+    @property
+    def fast_tanh(self) -> bool:
+        """Whether the tanh layer computes 2σ(2x) − 1 (the flag lives on that layer)."""
+        return self.net[2].fast
 
     def parts(self) -> tuple[nn.Linear, nn.LayerNorm, list[nn.Linear]]:
         """(first Linear, LayerNorm, [hidden Linear, each followed by ELU]) — the layers
@@ -135,8 +145,7 @@ class EnsembleTorso(nn.Module):
         self.out_dim = widths[-1]
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm(self.first(x, members), members)
-        h = sigmoid_tanh(h) if self.fast_tanh else torch.tanh(h)
+        h = tanh(self.norm(self.first(x, members), members), self.fast_tanh)
         for layer in self.layers:
             h = torch.nn.functional.elu(layer(h, members))
         return h
