@@ -27,9 +27,8 @@ def score_prior_samples(prior, critic, obs, task, num_samples: int):
 def importance_weighted_action(prior, critic, obs, task, alpha: float, num_samples: int):
     """Sample â ~ Cat(q̂) over K actions drawn from π0 (eqs. 5–6). obs [B, ...] -> [B, A]."""
     actions, _, q = score_prior_samples(prior, critic, obs, task, num_samples)
-    index = torch.distributions.Categorical(probs=importance_weights(q, alpha)).sample()
-    return actions.gather(-2, index[..., None, None].expand(*index.shape, 1,
-                                                           actions.shape[-1])).squeeze(-2)
+    return pick(actions,
+                torch.distributions.Categorical(probs=importance_weights(q, alpha)).sample())
 
 
 @torch.no_grad()
