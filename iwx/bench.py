@@ -5,6 +5,8 @@
     python -m iwx.bench --json bench.json     # also write the numbers
     python -m iwx.bench --tasks gtt reach     # only these physics tasks (default: all)
     python -m iwx.bench --gin_param 'WIDTH = 256'   # a binding on every file it parses
+    python -m iwx.bench distributed           # DistributedTraining against the single loop
+                                              # (iwx.benchmarks.distributed)
 
 Measured side by side in one process, on the same device (cuda when available):
 
@@ -194,6 +196,11 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["distributed"]:   # distributed against single-process training
+        from iwx.benchmarks.distributed import main as distributed
+
+        return distributed(argv[1:])
     args = parse_args(argv)
     result = run(args)
     print(format_table(result))

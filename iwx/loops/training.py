@@ -5,6 +5,12 @@ distinct training tasks drawn uniformly, then runs ``updates_per_iteration``
 learner steps on batches of ``batch_size`` chunks. Chunks come from tasks
 drawn uniformly with replacement (``chunks_per_task`` chunks per drawn task).
 
+Its replay ratio follows from the schedule: ``updates_per_iteration · batch_size ·
+chunk_length`` transitions sampled per ``envs_per_iteration · episode_length``
+inserted (fewer where episodes terminate early); it is logged as
+``train/samples_per_insert`` (transitions sampled / stored, over the run).
+:class:`~iwx.loops.distributed.DistributedTraining` sets it as a number instead.
+
 Agents with memory (RL², PEARL*) see ``episodes_per_task`` consecutive
 iterations on the same drawn tasks — a trial — and are told when the tasks
 change (``agent.begin_tasks``). Agents with a ``context_length`` get a context
@@ -79,6 +85,8 @@ class MultiTaskTraining:
                                             observe=agent.observe)
             iteration += 1
             counters["env_steps"] += env.episode_length * k
+            counters["inserted"] = counters.get("inserted", 0) + int(
+                replay.last_episode_lengths(rows).sum())
             counters["episodes"] += k
             window["return"].extend(returns)
             window["success"].extend(success)
@@ -92,6 +100,8 @@ class MultiTaskTraining:
                 if context_length:
                     batch["context"] = replay.sample(rng, tasks, 1, context_length)
                 metrics = agent.update(batch)
+                counters["sampled"] = counters.get("sampled", 0) + self.batch_size * \
+                    self.chunk_length
                 for name, value in metrics.items():
                     window[name].append(value)
                 bar.update(1)
@@ -111,3 +121,6 @@ class MultiTaskTraining:
             if values:
                 logger.scalar(f"train/{name}", float(np.mean(values)), step)
         logger.scalar("train/env_steps", counters["env_steps"], step)
+        if counters.get("inserted"):   # the replay ratio this schedule has (transitions)
+            logger.scalar("train/samples_per_insert",
+                          counters["sampled"] / counters["inserted"], step)

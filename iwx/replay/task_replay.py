@@ -97,6 +97,11 @@ class TaskReplay:
         self.cursor[tasks] = (self.cursor[tasks] + 1) % self.capacity
 
     # -- reading ---------------------------------------------------------------
+    def last_episode_lengths(self, tasks: np.ndarray) -> np.ndarray:
+        """Steps stored by each task's most recently ended episode."""
+        tasks = np.asarray(tasks)
+        return self.lengths[tasks, (self.cursor[tasks] - 1) % self.capacity]
+
     def steps_per_task(self) -> np.ndarray:
         return self.lengths.sum(axis=1)
 
