@@ -43,6 +43,9 @@ def parse_args(argv=None):
                         "e.g. the same grid on another task")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (overrides the file's address:)")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="CPUs of the local Ray instance (default: this machine's); a trial "
+                        "starts when its learner's and actors' CPUs are free")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="at most this many trials at once (overrides the file)")
     p.add_argument("--fresh", action="store_true",
@@ -126,6 +129,16 @@ def main(argv=None) -> int:
             print(f"iwx.sweep: --mongo: {problem}", file=sys.stderr)
             return 2
     address = args.address or spec.address
+    bundles = specs.trial_bundles(spec.resources, facts["actors"])
+    need = sum(b["CPU"] for b in bundles)
+    cpus = args.cpus or os.cpu_count() or 1
+    if not address and need > cpus:
+        print(f"iwx.sweep: {spec.path}: a trial needs {need:g} CPUs (resources.cpu = "
+              f"{spec.resources['cpu']:g} for its learner + {facts['actors'][0]} actors x "
+              f"DistributedTraining.actor_cpus = {facts['actors'][1]:g}) and the local Ray has "
+              f"{cpus}: no trial could start. Use fewer actors, a smaller "
+              f"actor_cpus, or a cluster (address:)", file=sys.stderr)
+        return 2
     max_concurrent = args.max_concurrent or spec.max_concurrent
     sweep_id = spec.sweep_id() + (time.strftime("-%Y%m%d-%H%M%S") if args.fresh else "")
     runs_dir = Path(args.runs_dir).resolve()
@@ -167,11 +180,12 @@ def main(argv=None) -> int:
     from iwx.tuning.progress import TrialProgress
     from iwx.tuning.trial import run_trial
 
-    ray.init(address=address, num_cpus=None if address else os.cpu_count(),
+    ray.init(address=address, num_cpus=None if address else cpus,
              include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              ignore_reinit_error=True)
+    # A trial reserves its learner's resources and its actors' (DistributedTraining) at once.
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
-                                    {"cpu": spec.resources["cpu"], "gpu": spec.resources["gpu"]})
+                                    tune.PlacementGroupFactory(bundles))
     try:
         if tune.Tuner.can_restore(str(folder)):
             print(f"[iwx.sweep] resuming {folder}", flush=True)

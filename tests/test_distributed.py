@@ -1,0 +1,154 @@
+"""DistributedTraining (Algorithm 1 with Ray actor processes) end to end, on tiny budgets.
+
+Runs go through the real runner and are read back from Sacred's file store. Most share
+one local Ray instance started by the module (a run uses "the process's existing Ray
+context", as inside a sweep trial); the command-line tests start and stop their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from cli import ROOT, TINY, iwx_run, read_json, run_dirs
+
+DISTRIBUTED = ["pretrain_and_adapt.training = @DistributedTraining()",
+               "DistributedTraining.actors = 2", "DistributedTraining.publish_period = 4"]
+METHODS = ["iwpl", "rs0", "distral", "mpo", "mpo_distral", "rl2", "pearl"]
+SMALL = {   # small networks and memory, as tests/test_acting_parts.py uses
+    "rl2": ["RecurrentCore.hidden_size = 8"],
+    "pearl": ["PEARL.context_length = 6", "ContextEncoder.lstm_size = 8"],
+}
+
+
+@pytest.fixture(scope="module")
+def ray_context():
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_in_process(runs_dir, gin_stem: str, params=(), seed: int = 0):
+    from iwx.experiment.runner import RunSpec, run
+
+    record = run(RunSpec(gin_files=(str(ROOT / f"gin/point_nav_{gin_stem}.gin"),),
+                         bindings=(*TINY, *DISTRIBUTED, *SMALL.get(gin_stem, []), *params),
+                         seed=seed, runs_dir=str(runs_dir), progress=False))
+    assert record is not None
+    return record.run_dir
+
+
+def metric(run, name):
+    series = read_json(run / "metrics.json")[name]
+    return series["steps"], series["values"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_distributed_and_adapts(ray_context, tmp_path, method):
+    run = run_in_process(tmp_path, method)
+    assert read_json(run / "run.json")["status"] == "COMPLETED"
+    config = read_json(run / "config.json")
+    assert config["bindings"]["DistributedTraining"]["actors"] == 2
+    steps, env_steps = metric(run, "train/env_steps")
+    assert steps == [8, 16, 24, 32, 40, 48]           # MultiTaskTraining's schedule knobs
+    assert env_steps[-1] > 0 and env_steps == sorted(env_steps)
+    for name in ("train/return", "train/samples_per_insert", "train/updates_per_s",
+                 "train/env_steps_per_s", "train/param_lag", "train/learner_wait_fraction",
+                 "train/actor_wait_fraction", "train/actor_00/env_steps_per_s",
+                 "train/actor_01/env_steps_per_s", "train/actor_restarts"):
+        assert name in read_json(run / "metrics.json"), name
+    # TINY: 8 updates x 8 x 10 per 4 episodes x 20 steps -> r = 8 samples per insert. The
+    # limiter keeps |r (I - m) - S| <= b, b = 2 actors x 8 x 80 + 80 (the default), and the
+    # run logs S / (I - m) with S = 48 updates x 80:
+    _, ratio = metric(run, "train/samples_per_insert")
+    sampled = 48 * 80
+    assert abs(8 * sampled / ratio[-1] - sampled) <= 2 * 8 * 80 + 80
+    results = read_json(run / "results.json")
+    assert bool(results["returns"]) == (method in ("iwpl", "distral", "rl2", "pearl"))
+
+
+def test_a_killed_actor_is_restarted_and_the_run_completes(ray_context, tmp_path,
+                                                           monkeypatch):
+    # actor 0 SIGKILLs its own process when it starts its third episode
+    monkeypatch.setenv("IWX_KILL_ACTOR_AT_EPISODE", "2")
+    run = run_in_process(tmp_path, "iwpl", ["MultiTaskTraining.updates = 96"])
+    assert read_json(run / "run.json")["status"] == "COMPLETED"
+    _, restarts = metric(run, "train/actor_restarts")
+    assert restarts[-1] == 1        # exactly one: the new actor 0 did not die as well
+    assert "actor 0 died; starting it again (restart 1)" in (run / "cout.txt").read_text()
+
+
+def test_too_small_error_buffer_is_refused_before_compute(ray_context, tmp_path):
+    from iwx.experiment.runner import RunSpec, run
+
+    with pytest.raises(ValueError, match="error_buffer=10 is too small"):
+        run(RunSpec(gin_files=(str(ROOT / "gin/point_nav_iwpl.gin"),),
+                    bindings=(*TINY, *DISTRIBUTED, "DistributedTraining.error_buffer = 10"),
+                    runs_dir=str(tmp_path), progress=False))
+
+
+def test_command_line_run_starts_its_own_ray_and_resumes_after_sigkill(tmp_path):
+    params = [*DISTRIBUTED, "MultiTaskTraining.updates = 64"]
+    killed = iwx_run(tmp_path, params=params,
+                     env={"IWX_KILL_AFTER_CHECKPOINT": "train:32"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    done = iwx_run(tmp_path, params=params)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from checkpoint 'train:32'" in done.stdout
+    run = run_dirs(tmp_path)[-1]
+    assert read_json(run / "run.json")["status"] == "COMPLETED"
+    info = read_json(run / "info.json")
+    assert info["resumed_from"]["checkpoint"] == "train:32"
+    steps, env_steps = metric(run, "train/env_steps")
+    assert steps == [8, 16, 24, 32, 40, 48, 56, 64]   # the history before the kill, then more
+    assert env_steps == sorted(env_steps)
+    assert json.loads((run / "results.json").read_text())["returns"]
+    assert not os.environ.get("IWX_KILL_AFTER_CHECKPOINT")
+
+
+def _sweep_file(path, extra_bindings, seeds=(0, 1)):
+    lines = ["gin: gin/point_nav_iwpl.gin", "bindings:"]
+    lines += [f"  - {b}" for b in (*TINY, *DISTRIBUTED, *extra_bindings)]
+    lines += ["grid:", "  IWPA.alpha: [0.03]", f"seeds: {list(seeds)}",
+              "metric: adapt/Shared Q + IW/last3", "mode: max"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sweep_of_distributed_trials_reserves_their_actors(tmp_path):
+    """Two trials of learner + 2 actors (0.5 CPU each) on a 2-CPU Ray: each reserves 2
+    CPUs, so they run one after the other, never side by side."""
+    from datetime import datetime
+
+    from cli import run_cli
+
+    spec = _sweep_file(tmp_path / "dist.yaml", ["DistributedTraining.actor_cpus = 0.5"])
+    runs = tmp_path / "runs"
+    proc = run_cli("iwx.sweep", [str(spec), "--runs-dir", str(runs), "--no-progress",
+                                 "--cpus", "2"], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    done = [r for r in run_dirs(runs) if read_json(r / "run.json")["status"] == "COMPLETED"]
+    assert len(done) == 2
+    spans = sorted((datetime.fromisoformat(read_json(r / "run.json")["start_time"]),
+                    datetime.fromisoformat(read_json(r / "run.json")["stop_time"]))
+                   for r in done)
+    assert spans[0][1] <= spans[1][0], f"trials overlapped: {spans}"
+    for r in done:
+        assert read_json(r / "config.json")["bindings"]["DistributedTraining"]["actors"] == 2
+        assert "train/actor_01/env_steps_per_s" in read_json(r / "metrics.json")
+
+
+def test_sweep_whose_trial_cannot_fit_is_refused(tmp_path):
+    from cli import run_cli
+
+    spec = _sweep_file(tmp_path / "big.yaml", ["DistributedTraining.actors = 64"])
+    proc = run_cli("iwx.sweep", [str(spec), "--runs-dir", str(tmp_path / "runs")])
+    assert proc.returncode == 2
+    assert "a trial needs 65 CPUs" in proc.stderr
+    assert not (tmp_path / "runs").exists()
