@@ -87,7 +87,7 @@ def test_a_killed_actor_is_restarted_and_the_run_completes(ray_context, tmp_path
 def test_too_small_error_buffer_is_refused_before_compute(ray_context, tmp_path):
     from iwx.experiment.runner import RunSpec, run
 
-    with pytest.raises(ValueError, match="error_buffer=10 is too small"):
+    with pytest.raises(ValueError, match="error_buffer=10 is too small.*at least 640"):
         run(RunSpec(gin_files=(str(ROOT / "gin/point_nav_iwpl.gin"),),
                     bindings=(*TINY, *DISTRIBUTED, "DistributedTraining.error_buffer = 10"),
                     runs_dir=str(tmp_path), progress=False))

@@ -45,10 +45,17 @@ def test_blocking_rules_on_a_hand_worked_sequence():
 
 
 def test_a_buffer_too_small_to_make_progress_is_refused():
-    lim = SampleToInsertRatio(samples_per_insert=2, min_size_to_sample=4, error_buffer=4.5)
-    with pytest.raises(ValueError, match="at least 5"):
-        lim.check(insert_size=4, sample_size=2)     # 2 * 4 + 2 = 10 > 2 * 4.5
-    SampleToInsertRatio(2, 4, 5).check(insert_size=4, sample_size=2)
+    # steady state: both wait when 2 b < r n_insert + n_sample = 2 * 4 + 10 = 18
+    lim = SampleToInsertRatio(samples_per_insert=2, min_size_to_sample=4, error_buffer=8.5)
+    with pytest.raises(ValueError, match="at least 9"):
+        lim.check(insert_size=4, sample_size=10)
+    SampleToInsertRatio(2, 4, 9).check(insert_size=4, sample_size=10)
+    # start: m = 5, inserts of 4: I = 4 < m, the next insert needs r (8 - 5) = 6 <= b
+    lim = SampleToInsertRatio(samples_per_insert=2, min_size_to_sample=5, error_buffer=5)
+    with pytest.raises(ValueError, match="at least 8"):      # b >= r n_insert = 8
+        lim.check(insert_size=4, sample_size=2)
+    lim.insert(4)
+    assert not lim.can_sample(1) and not lim.can_insert(4)    # what it would come to
 
 
 @pytest.mark.parametrize("bad", [dict(samples_per_insert=0), dict(min_size_to_sample=0),

@@ -16,8 +16,8 @@ learning curve against env steps does not depend on how many actors there are or
 how fast the machine is.
 
 Every insert or sample is at least one unit (an episode, a batch), so the two
-sides can both be blocked only if ``2 b < r · n_insert + n_sample``;
-:meth:`check` refuses such a configuration before anything runs.
+sides can both be blocked for ever when ``b < max(r · n_insert, (r · n_insert +
+n_sample) / 2)``; :meth:`check` refuses such a configuration before anything runs.
 """
 
 from __future__ import annotations
@@ -87,14 +87,18 @@ class SampleToInsertRatio:
 
     def check(self, insert_size: int, sample_size: int) -> None:
         """Refuse a configuration in which inserts of ``insert_size`` and samples of
-        ``sample_size`` transitions could block each other for ever."""
-        need = self.samples_per_insert * insert_size + sample_size
-        if 2 * self.error_buffer < need:
+        ``sample_size`` transitions could block each other for ever: after the minimum
+        size, both sides wait when ``2 b < r · n_insert + n_sample``; before it (nothing
+        sampled yet, I < m) an insert that crosses m waits for ever when ``b < r ·
+        n_insert``."""
+        r, n = self.samples_per_insert, insert_size
+        need = max(r * n, (r * n + sample_size) / 2)
+        if self.error_buffer < need:
             raise ValueError(
                 f"error_buffer={self.error_buffer:g} is too small: an episode inserts up to "
-                f"{insert_size} transitions (x samples_per_insert={self.samples_per_insert:g}) "
-                f"and a batch samples {sample_size}, so actors and learner could both wait "
-                f"for ever; it must be at least {need / 2:g}")
+                f"{n} transitions (x samples_per_insert={r:g}) and a batch samples "
+                f"{sample_size}, so actors and learner could both wait for ever; it must be "
+                f"at least {need:g}")
 
     # -- checkpointing ------------------------------------------------------------------
     def state_dict(self) -> dict:
