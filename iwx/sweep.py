@@ -112,6 +112,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from iwx.experiment.gin_config import flattened_text
     from iwx.tuning import spec as specs
+    from iwx.tuning.resources import trial_bundles
     from iwx.tuning.trial import TrialSetup
 
     started = time.monotonic()
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
             print(f"iwx.sweep: --mongo: {problem}", file=sys.stderr)
             return 2
     address = args.address or spec.address
-    bundles = specs.trial_bundles(spec.resources, facts["actors"])
+    bundles = trial_bundles(spec.resources, facts["actors"])
     need = sum(b["CPU"] for b in bundles)
     cpus = args.cpus or os.cpu_count() or 1
     if not address and need > cpus:

@@ -107,8 +107,9 @@ class DistributedTraining:
         insert, sample = rows * episode_length, self.batch_size * self.chunk_length
         ratio = self.samples_per_insert or single_process_ratio(self.base, episode_length)
         buffer = self.error_buffer
-        if buffer is None:   # room for every actor's episode in flight while the learner runs
-            buffer = self.actors * ratio * insert + sample
+        if buffer is None:   # just room for every actor's episode in flight while the
+            # learner samples (2 b >= A r n + s), and never less than one episode (b >= r n)
+            buffer = max(ratio * insert, (self.actors * ratio * insert + sample) / 2)
         limiter = SampleToInsertRatio(ratio, self.min_size_to_sample or insert, buffer)
         try:
             limiter.check(insert, sample)

@@ -14,7 +14,8 @@ Optuna), the seeds, the metric and its mode, and the resources of a trial::
     mode: max
     split: validation                    # the tasks trials adapt on (appendix A.2)
     pretrain: {seed: 0}                  # optional: pretrain once, adapt in every trial
-    resources: {cpu: 1, gpu: 0}          # per trial
+    resources: {cpu: 1, gpu: 0}          # per trial (its learner; DistributedTraining
+                                         # trials also reserve actor_cpus per actor)
     max_concurrent: 2                    # optional cap on trials at once
     address: auto                        # optional: a Ray cluster to run on
 
@@ -320,13 +321,14 @@ def check_bindings(spec: SweepSpec) -> dict:
     import gin
 
     from iwx.experiment.gin_config import ConfigError, parse
+    from iwx.tuning.resources import trial_actors
 
     files = [str(p) for p in spec.gin_files]
     try:
         parse(files, spec.fixed_bindings())
     except ConfigError as exc:
         raise SpecError(f"{spec.path}: bindings: {exc}") from None
-    facts = {"variants": _variants(), "tasks": _tasks_name(), "actors": _actors()}
+    facts = {"variants": _variants(), "tasks": _tasks_name(), "actors": trial_actors()}
     for axis in spec.axes:
         # a search checks its choices, or both ends of its range
         samples = axis.distribution[1] if spec.search else axis.values
@@ -336,7 +338,7 @@ def check_bindings(spec: SweepSpec) -> dict:
             except ConfigError as exc:
                 section = "search" if spec.search else "grid"
                 raise SpecError(f"{spec.path}: {section}.{axis.key} = {value!r}: {exc}") from None
-            facts["actors"] = max(facts["actors"], _actors())
+            facts["actors"] = max(facts["actors"], trial_actors())
     match = METRICS.match(spec.metric)
     variant = match.group("variant")
     if variant is not None and variant not in facts["variants"]:
@@ -346,38 +348,6 @@ def check_bindings(spec: SweepSpec) -> dict:
         raise SpecError(f"{spec.path}: pretrain: the gin files bind no pretrain_and_adapt.tasks")
     gin.clear_config()
     return facts
-
-
-def _value(name: str, default):
-    """A binding's value with macros resolved (``default`` when unbound)."""
-    import gin
-
-    try:
-        value = gin.query_parameter(name)
-    except ValueError:
-        return default
-    while isinstance(value, gin.config.ConfigurableReference) and \
-            value.selector == "gin.macro":
-        value = gin.query_parameter(f"{value.scoped_selector}.value")
-    return value
-
-
-def _actors() -> tuple[int, float]:
-    """(actors, CPUs per actor) of DistributedTraining when it is the training loop."""
-    training = _value("pretrain_and_adapt.training", None)
-    configurable = getattr(training, "configurable", None)
-    if configurable is None or configurable.name != "DistributedTraining":
-        return (0, 0.0)
-    return (int(_value("DistributedTraining.actors", 2)),
-            float(_value("DistributedTraining.actor_cpus", 1.0)))
-
-
-def trial_bundles(resources: dict, actors: tuple[int, float]) -> list[dict]:
-    """Ray resource bundles of one trial: the trial's own (its learner), then one per
-    actor process it starts (a placement group: the trial starts when all are free)."""
-    count, cpus = actors
-    own = {"CPU": resources["cpu"], **({"GPU": resources["gpu"]} if resources["gpu"] else {})}
-    return [own] + [{"CPU": cpus}] * count
 
 
 def _variants() -> list[str]:
