@@ -101,3 +101,24 @@ def test_bench_rejects_an_unknown_method():
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "unknown ['maml']" in proc.stderr and "pearl" in proc.stderr
+
+
+def test_bench_distributed_against_single_loop(tmp_path):
+    """``iwx.bench distributed`` end to end on a tiny budget: the learner's insert cost, the
+    single loop and 1 actor at the single loop's samples per insert, rates as ratios."""
+    out = tmp_path / "dist.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "iwx.bench", "distributed", "--tasks", "point_nav",
+         "--actors", "1", "--updates", "48", "--log-period", "8", "--json", str(out),
+         "--gin_param", "Torso.hidden = (8,)", "--gin_param", "Torso.norm_width = 8",
+         "--gin_param", "PointNavTasks.num_train = 8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    insert, single, one = json.loads(out.read_text())["rows"]
+    assert insert["insert_cost"]["transitions"] == 8 * 20
+    assert single["loop"] == "single process" and one["loop"] == "1 actor"
+    assert single["samples_per_insert"] == pytest.approx(16.0)   # 8 x 32 x 10 / (8 x 20)
+    assert one["samples_per_insert"] == pytest.approx(16.0, rel=0.5)
+    for row in (single, one):
+        assert row["updates_per_s"] > 0 and row["env_steps_per_s"] > 0 and row["periods"] == 5
+    assert single["env_ratio"] == 1.0 and one["update_ratio"] > 0

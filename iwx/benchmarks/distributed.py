@@ -3,6 +3,7 @@
     python -m iwx.bench distributed                      # Reach and half-cheetah, 2 actors
     python -m iwx.bench distributed --tasks reach --actors 1 2 4 --updates 800
     python -m iwx.bench distributed --updates-per-iteration 16 --json d.json
+    python -m iwx.bench distributed --insert-only --tasks reach   # the learner's insert cost
 
 For each task, the single-process loop (``MultiTaskTraining``) and
 ``DistributedTraining`` with each number of actors train the task's IWPL gin file
@@ -63,6 +64,41 @@ def measure(gin_file: str, bindings: list[str], seed: int = 0) -> dict:
             "seconds": t1 - t0, "periods": len(marks) - 1}
 
 
+def insert_cost(gin_file: str, rows: int = 8, repeats: int = 20) -> dict:
+    """The learner's cost of one arrived episode of ``rows`` tasks (random actions): its
+    unpickling and its write into the replay, per transition."""
+    import pickle
+
+    import gin
+    import numpy as np
+
+    from iwx.experiment.gin_config import parse
+    from iwx.loops.actor_process import EpisodeRecorder
+    from iwx.loops.episodes import play_episode
+    from iwx.replay.task_replay import TaskReplay
+
+    parse([gin_file], [])
+    tasks = gin.query_parameter("pretrain_and_adapt.tasks").scoped_configurable_fn()
+    make_env = gin.query_parameter("pretrain_and_adapt.env").scoped_configurable_fn
+    train = tasks.split(0).train
+    ids = np.arange(min(rows, len(train)))
+    env = make_env(train[ids], ids)
+    rng = np.random.default_rng(0)
+    recorder = EpisodeRecorder()
+    play_episode(env, lambda obs: rng.uniform(-1, 1, (len(ids), env.action_dim)),
+                 replay=recorder, rows=ids, seed=0)
+    replay = TaskReplay(len(train), env.observation_spec(), env.action_dim,
+                        env.episode_length, capacity=4)
+    blob = pickle.dumps(recorder, protocol=5)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        pickle.loads(blob).into(replay)
+    seconds = (time.perf_counter() - start) / repeats
+    return {"transitions": recorder.transitions, "bytes": len(blob),
+            "ms_per_episode": 1e3 * seconds,
+            "us_per_transition": 1e6 * seconds / recorder.transitions}
+
+
 def plan(task: str, actors: list[int], updates: int, log_period: int,
          updates_per_iteration: int | None) -> list[tuple[str, list[str]]]:
     """(label, bindings) of every measurement of one task."""
@@ -93,6 +129,8 @@ def main(argv=None) -> int:
                         "default: the gin file's")
     p.add_argument("--gin_param", action="append", default=[], metavar="BINDING")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--insert-only", action="store_true",
+                   help="only the learner's cost of inserting an episode")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:                       # a child: one measurement, JSON on the last line
@@ -101,9 +139,15 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for task in args.tasks:
+        cost = insert_cost(TASKS[task])
+        print(f"{task}: inserting an episode of {cost['transitions']} transitions "
+              f"({cost['bytes'] / 1e6:.2f} MB) costs the learner {cost['ms_per_episode']:.2f} "
+              f"ms ({cost['us_per_transition']:.2f} us per transition)", flush=True)
+        rows.append({"task": task, "insert_cost": cost})
         base = None
-        for label, bindings in plan(task, args.actors, args.updates, args.log_period,
-                                    args.updates_per_iteration):
+        for label, bindings in ([] if args.insert_only else
+                                plan(task, args.actors, args.updates, args.log_period,
+                                     args.updates_per_iteration)):
             job = {"gin": TASKS[task], "bindings": [*args.gin_param, *bindings]}
             out = subprocess.run([sys.executable, "-m", "iwx.benchmarks.distributed",
                                   "--one", json.dumps(job)], capture_output=True, text=True)

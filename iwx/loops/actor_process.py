@@ -22,13 +22,16 @@ import numpy as np
 class EpisodeRecorder:
     """Records ``play_episode``'s replay calls (begin / append / end) for another process.
 
-    Quacks like :class:`~iwx.replay.task_replay.TaskReplay` on its writing side;
-    :meth:`into` makes the same calls on a real replay.
+    Quacks like :class:`~iwx.replay.task_replay.TaskReplay` on its writing side; at the
+    end the steps are stacked into flat arrays (one row per stored step), and
+    :meth:`into` writes them into a real replay in a few array copies
+    (``TaskReplay.write_episodes``), storing what the same calls would have stored.
     """
 
     def __init__(self):
         self.begin = None
         self.steps: list[tuple] = []
+        self.flat: dict | None = None
         self.transitions = 0
 
     def begin_episodes(self, tasks, obs) -> None:
@@ -43,13 +46,22 @@ class EpisodeRecorder:
 
     def end_episodes(self, tasks) -> None:
         del tasks
+        steps = self.steps
+        self.flat = {
+            "step_tasks": np.concatenate([s[0] for s in steps]),
+            "steps": np.concatenate([np.full(len(s[0]), t) for t, s in enumerate(steps)]),
+            "actions": np.concatenate([s[1] for s in steps]),
+            "rewards": np.concatenate([s[2] for s in steps]),
+            "discounts": np.concatenate([s[3] for s in steps]),
+            "next_obs": {k: np.concatenate([s[4][k] for s in steps]) for k in steps[0][4]},
+            "extras": None if steps[0][5] is None else
+            {k: np.concatenate([s[5][k] for s in steps]) for k in steps[0][5]},
+        }
+        self.steps = []          # what crosses the process boundary is the flat arrays
 
     def into(self, replay) -> None:
         rows, obs = self.begin
-        replay.begin_episodes(rows, obs)
-        for step in self.steps:
-            replay.append(*step)
-        replay.end_episodes(rows)
+        replay.write_episodes(rows, obs, **self.flat)
 
 
 class EpisodeActor:

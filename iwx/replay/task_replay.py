@@ -92,6 +92,35 @@ class TaskReplay:
             self.extras[k][tasks, slot, t] = v
         self.lengths[tasks, slot] = t + 1
 
+    def write_episodes(self, tasks: np.ndarray, obs: Mapping[str, np.ndarray],
+                       step_tasks: np.ndarray, steps: np.ndarray, actions: np.ndarray,
+                       rewards: np.ndarray, discounts: np.ndarray,
+                       next_obs: Mapping[str, np.ndarray],
+                       extras: Mapping[str, np.ndarray] | None = None) -> None:
+        """Whole episodes at once, as ``begin_episodes(tasks, obs)``, then one ``append``
+        per step, then ``end_episodes(tasks)`` would store them, in a few array copies:
+        row j of the flat arrays is step ``steps[j]`` (0-based) of task ``step_tasks[j]``
+        (each task's steps 0 .. n-1, any order). How distributed training inserts an
+        episode an actor played (iwx.loops.actor_process.EpisodeRecorder)."""
+        extras = extras or {}
+        if set(extras) != set(self.extras):
+            raise ValueError(f"replay extras: the agent returned {sorted(extras)}, the replay "
+                             f"was built for {sorted(self.extras)} (agent.replay_extras)")
+        tasks, step_tasks, steps = np.asarray(tasks), np.asarray(step_tasks), np.asarray(steps)
+        if len(steps) and steps.max() >= self.max_len:
+            raise ValueError(f"episode longer than max_episode_length={self.max_len}")
+        self.begin_episodes(tasks, obs)
+        slot = self.cursor[step_tasks]
+        self.actions[step_tasks, slot, steps] = actions
+        self.rewards[step_tasks, slot, steps] = rewards
+        self.discounts[step_tasks, slot, steps] = discounts
+        for k, v in next_obs.items():
+            self.obs[k][step_tasks, slot, steps + 1] = v
+        for k, v in extras.items():
+            self.extras[k][step_tasks, slot, steps] = v
+        np.add.at(self.lengths, (step_tasks, slot), 1)
+        self.end_episodes(tasks)
+
     def end_episodes(self, tasks: np.ndarray) -> None:
         tasks = np.asarray(tasks)
         self.cursor[tasks] = (self.cursor[tasks] + 1) % self.capacity
