@@ -57,11 +57,18 @@ def measure(gin_file: str, bindings: list[str], seed: int = 0) -> dict:
         pretrain_and_adapt(seed, logger, Checkpointer(None), tmp)
     (t0, u0, e0), (t1, u1, e1) = marks[0], marks[-1]
     last = {name: value for name, value, _ in logger.history}
+    waits = {name: [v for n, v, _ in logger.history if n == name]
+             for name in ("train/learner_wait_fraction", "train/actor_wait_fraction")}
     return {"updates_per_s": (u1 - u0) / (t1 - t0), "env_steps_per_s": (e1 - e0) / (t1 - t0),
             "samples_per_insert": last.get("train/samples_per_insert"),
-            "learner_wait": last.get("train/learner_wait_fraction"),
-            "actor_wait": last.get("train/actor_wait_fraction"),
+            # mean over the logging periods (the first is start-up: not counted)
+            "learner_wait": _mean(waits["train/learner_wait_fraction"][1:]),
+            "actor_wait": _mean(waits["train/actor_wait_fraction"][1:]),
             "seconds": t1 - t0, "periods": len(marks) - 1}
+
+
+def _mean(values: list) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def insert_cost(gin_file: str, rows: int = 8, repeats: int = 20) -> dict:

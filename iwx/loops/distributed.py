@@ -107,9 +107,13 @@ class DistributedTraining:
         insert, sample = rows * episode_length, self.batch_size * self.chunk_length
         ratio = self.samples_per_insert or single_process_ratio(self.base, episode_length)
         buffer = self.error_buffer
-        if buffer is None:   # just room for every actor's episode in flight while the
-            # learner samples (2 b >= A r n + s), and never less than one episode (b >= r n)
-            buffer = max(ratio * insert, (self.actors * ratio * insert + sample) / 2)
+        if buffer is None:
+            # Every actor keeps an episode in flight while the learner still has data:
+            # that needs 2 b >= (A + 1) r n + s (an arrival adds r n to what the learner
+            # may sample; A reservations must fit above it). Half an episode and half a
+            # batch more absorb jitter. (The bare minimum, (A r n + s) / 2, left Reach's
+            # two actors idle half the time: docs/DECISIONS.md.)
+            buffer = (self.actors / 2 + 1) * ratio * insert + sample
         limiter = SampleToInsertRatio(ratio, self.min_size_to_sample or insert, buffer)
         try:
             limiter.check(insert, sample)

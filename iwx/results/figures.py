@@ -7,6 +7,7 @@ only when a figure is drawn (Agg backend: no display needed).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def plot_curves(curves: Sequence, paths: Sequence[str | Path], *, xlabel: str, y
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    heading = "\n".join(part for part in (title, note) if part)
+    # wrapped: a long note (many groups' windows) must not run off the figure
+    width = 120 if many else 95
+    heading = "\n".join(textwrap.fill(part, width) for part in (title, note) if part)
     ax.set_title(heading, fontsize=8)
     if many:   # keep the curves visible: the legend goes beside the axes
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
