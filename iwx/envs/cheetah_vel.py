@@ -29,6 +29,7 @@ import gin
 import gymnasium as gym
 import numpy as np
 
+from iwx.envs.guards import check_action, check_running
 from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
@@ -100,6 +101,7 @@ class CheetahVelEnv(TaskEnv):
         self.goal_velocity = 0.0
         self.task_id = None
         self._t = 0
+        self._started = self._ended = False
 
     def set_task(self, params, task_id):
         self.goal_velocity = float(np.asarray(params).reshape(-1)[0])
@@ -115,16 +117,20 @@ class CheetahVelEnv(TaskEnv):
         super().reset(seed=seed)
         proprio, _ = self._cheetah.reset(seed=seed)
         self._t = 0
+        self._started, self._ended = True, False
         return self._obs(proprio), {}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        owner = type(self).__name__
+        check_running(owner, started=self._started, ended=self._ended)
+        action = np.clip(check_action(action, self.action_space.shape, owner), -1.0, 1.0)
         proprio, _, _, _, info = self._cheetah.step(action)
         self._t += 1
         velocity = float(info["x_velocity"])
         reward = float(velocity_reward(velocity, self.goal_velocity, action,
                                        ctrl_cost=self.ctrl_cost))
         truncated = self._t >= self.episode_length
+        self._ended = truncated
         return self._obs(proprio), reward, False, truncated, {"velocity": velocity}
 
     def render(self, height=None, width=None, camera_id=None):

@@ -57,6 +57,7 @@ import numpy as np
 from dm_control import composer, mjcf
 from dm_control.rl import control
 
+from iwx.envs.guards import check_action, check_running
 from iwx.envs.vector import TaskEnv
 
 # dm_control's GoToTarget (locomotion/tasks/go_to_target.py) uses 1.0 m for
@@ -241,7 +242,8 @@ class WalkerTargetEnv(TaskEnv):
         self.params: np.ndarray | None = None
         self.task_id: int | None = None
         self._t = 0
-        self._done = True
+        self._started = False
+        self._done = False
 
     # ---- what subclasses define ---------------------------------------------------------
     def _target_xy(self, params: np.ndarray) -> np.ndarray:
@@ -285,15 +287,15 @@ class WalkerTargetEnv(TaskEnv):
         self._env.random_state.seed(composer_seed)
         timestep = self._env.reset()
         self._t = 0
-        self._done = False
+        self._started, self._done = True, False
         self._last_obs = self._obs(timestep.observation)
         return self._last_obs, {}
 
     def step(self, action):
-        if self._done:
-            raise RuntimeError("the episode has ended (or never started): call reset()")
-        action = np.clip(np.asarray(action, np.float64), self.action_space.low,
-                         self.action_space.high)
+        owner = type(self).__name__
+        check_running(owner, started=self._started, ended=self._done)
+        action = np.clip(check_action(action, self.action_space.shape, owner),
+                         self.action_space.low, self.action_space.high)
         self._t += 1
         try:
             timestep = self._env.step(action)

@@ -97,6 +97,7 @@ from dm_control.locomotion.arenas import floors
 from dm_control.locomotion.walkers import jumping_ball
 from dm_control.manipulation.props import primitive
 
+from iwx.envs.guards import check_action, check_running
 from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
@@ -287,7 +288,7 @@ class MoveBoxEnv(TaskEnv):
         self._params = np.array([0.0, 0.0, 1.0, 0.0])
         self._task_id: int | None = None
         self._t = 0
-        self._over = True
+        self._started = self._over = False
 
     # -- physics bookkeeping -------------------------------------------------
     @property
@@ -350,13 +351,13 @@ class MoveBoxEnv(TaskEnv):
         self._env.random_state.seed(int(rng.integers(2**31)))
         self._env.reset()
         self._t = 0
-        self._over = False
+        self._started, self._over = True, False
         return self._observation(), {}
 
     def step(self, action):
-        if self._over:
-            raise RuntimeError("step() after the episode ended; call reset()")
-        action = np.clip(np.asarray(action, np.float64).reshape(3), -1.0, 1.0)
+        owner = type(self).__name__
+        check_running(owner, started=self._started, ended=self._over)
+        action = np.clip(check_action(action, self.action_space.shape, owner), -1.0, 1.0)
         timestep = self._env.step(action)
         self._t += 1
         terminated = bool(self._task.success)

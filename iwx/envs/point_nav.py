@@ -23,6 +23,7 @@ import gin
 import gymnasium as gym
 import numpy as np
 
+from iwx.envs.guards import check_action, check_running
 from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 
 MAX_STEP = 0.1
@@ -78,7 +79,9 @@ class PointNavVec:
     The same dynamics and rewards as :class:`PointNavEnv`, vectorised with
     numpy, because the agent acts in hundreds of tasks at once.
     ``goals``: [B, 2]. ``task_ids``: [B] ints for training tasks, or None for
-    held-out tasks (then no privileged key is emitted).
+    held-out tasks (then no privileged key is emitted). Every row's episode
+    ends (truncated) at the same step; stepping on after that repeats the last
+    observation with reward 0, as every task vector does (iwx.envs.vector).
     """
 
     observation_keys = ("position",)
@@ -97,6 +100,7 @@ class PointNavVec:
         self.action_high = np.full(2, MAX_STEP)
         self._position = np.zeros((self.num_envs, 2))
         self._t = 0
+        self._started = False
 
     @property
     def action_dim(self) -> int:
@@ -125,20 +129,28 @@ class PointNavVec:
             raise ValueError(f"PointNavVec has {self.num_envs} rows, got {len(goals)} goals")
         self.goals = goals
         self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int64)
+        self._started = False        # new tasks: step only after a reset
 
     def reset(self, seed=None) -> dict[str, np.ndarray]:
         """Every row back to the origin; ``seed`` is accepted and unused (no randomness)."""
         self._position = np.zeros((self.num_envs, 2))
         self._t = 0
+        self._started = True
         return self._obs()
 
     def step(self, action: np.ndarray):
         """action [B, 2] in env units -> obs, reward [B], terminated [B], truncated [B]."""
-        self._position = point_step(self._position, np.asarray(action, np.float64))
+        owner = type(self).__name__
+        check_running(owner, started=self._started,
+                      hint=" (a new vector, or new tasks from set_tasks)")
+        action = check_action(action, (self.num_envs, 2), owner)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        if self._t >= self.episode_length:      # every row has ended: repeat, reward 0
+            return self._obs(), np.zeros(self.num_envs), terminated, np.ones(self.num_envs, bool)
+        self._position = point_step(self._position, action)
         self._t += 1
         reward = point_reward(self._position, self.goals, sparse=self.sparse,
                               goal_radius=self.goal_radius)
-        terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.full(self.num_envs, self._t >= self.episode_length)
         return self._obs(), reward, terminated, truncated
 
@@ -147,7 +159,9 @@ class PointNavEnv(gym.Env):
     """One point-navigation task with the gymnasium API.
 
     ``reset(seed=)`` is accepted for API compatibility: the start state is
-    deterministic (the origin), so the seed changes nothing.
+    deterministic (the origin), so the seed changes nothing. Stepping after the
+    episode was truncated is a RuntimeError (iwx.envs.vector lists what every
+    env refuses).
     """
 
     metadata = {"render_modes": []}
@@ -166,6 +180,7 @@ class PointNavEnv(gym.Env):
             if expose_goal:
                 spaces["goal"] = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
+        self._started = self._ended = False
 
     @staticmethod
     def _single(obs):
@@ -173,10 +188,16 @@ class PointNavEnv(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        return self._single(self._vec.reset()), {}
+        obs = self._single(self._vec.reset())
+        self._started, self._ended = True, False
+        return obs, {}
 
     def step(self, action):
-        obs, reward, terminated, truncated = self._vec.step(np.asarray(action)[None])
+        owner = type(self).__name__
+        check_running(owner, started=self._started, ended=self._ended)
+        action = check_action(action, (2,), owner)
+        obs, reward, terminated, truncated = self._vec.step(action[None])
+        self._ended = bool(terminated[0] or truncated[0])
         return (self._single(obs), float(reward[0]), bool(terminated[0]),
                 bool(truncated[0]), {})
 

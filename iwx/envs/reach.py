@@ -98,6 +98,7 @@ from dm_control.entities.manipulators import kinova
 from dm_control.manipulation.shared import arenas, robots, workspaces
 
 import gin
+from iwx.envs.guards import check_action, check_running
 from iwx.envs.tasks import TaskSplit, split_in_order, task_generator
 from iwx.envs.vector import TaskEnv, TaskVec
 
@@ -238,6 +239,7 @@ class ReachEnv(TaskEnv):
         self._task_id: int | None = None
         self._has_task = False
         self._t = 0
+        self._started = self._ended = False
 
     # --- task -----------------------------------------------------------------
     def set_task(self, params: np.ndarray, task_id: int | None) -> None:
@@ -294,15 +296,19 @@ class ReachEnv(TaskEnv):
         self._env.random_state.seed(int(self.np_random.integers(2**32)))
         self._env.reset()
         self._t = 0
+        self._started, self._ended = True, False
         return self._observation(), {}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, np.float64).reshape(self.action_space.shape),
+        owner = type(self).__name__
+        check_running(owner, started=self._started, ended=self._ended)
+        action = np.clip(check_action(action, self.action_space.shape, owner),
                          self.action_space.low, self.action_space.high)
         timestep = self._env.step(action)
         self._t += 1
         reward = float(timestep.reward)
         truncated = self._t >= self.episode_length
+        self._ended = truncated
         return self._observation(), reward, False, truncated, {}
 
     def render(self, height: int = 240, width: int = 320, camera_id: int | str = -1) -> np.ndarray:

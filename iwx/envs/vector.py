@@ -20,6 +20,26 @@ every row's start state and the rows differ from each other.
 
 A row whose episode has ended is not stepped again until the next reset: it
 repeats its last observation with reward 0 and keeps its end flags.
+
+What every env refuses (task vectors and single-task envs alike, through
+:mod:`iwx.envs.guards`, checked before any state changes, so that a refused
+step leaves the episode exactly as it was):
+
+- actions of any shape but exactly ``(B, A)`` for a task vector and ``(A,)``
+  for a single-task env (no broadcasting of a scalar, a ``[B]`` vector or a
+  ``(1, A)`` row), and actions that are not real numbers: ValueError;
+- actions with a NaN or an infinity anywhere (also in a row whose episode
+  has ended): ValueError naming the rows and entries; they are never clipped;
+- ``step()`` before the first ``reset()``, or after ``set_tasks`` (which
+  starts new tasks: reset them first): RuntimeError;
+- a single-task env stepped after its episode ended (terminated or
+  truncated): RuntimeError "episode ended; call reset()". A task vector
+  instead repeats the ended rows as described above.
+
+Finite actions outside the action box are clipped to it by every env (point
+navigation to [-0.1, 0.1] per dimension, the others to their
+``action_space``); the half-cheetah's control cost is paid on the clipped
+action.
 """
 
 from __future__ import annotations
@@ -28,6 +48,8 @@ from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+
+from iwx.envs.guards import check_action, check_running
 
 PRIVILEGED_KEYS = ("task_id", "goal")   # what the critic may see in training, never the prior
 
@@ -105,6 +127,7 @@ class TaskVec:
         self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int64)
         for i, env in enumerate(self.envs):
             env.set_task(params[i], None if task_ids is None else int(task_ids[i]))
+        self._last = None        # new tasks (maybe new rows): step only after a reset
 
     def _stack(self, rows: list[dict]) -> dict[str, np.ndarray]:
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
@@ -120,9 +143,10 @@ class TaskVec:
         return self._stack(self._last)
 
     def step(self, actions: np.ndarray):
-        if self._last is None:
-            raise RuntimeError("step() before reset()")
-        actions = np.asarray(actions, np.float64)
+        owner = type(self).__name__
+        check_running(owner, started=self._last is not None,
+                      hint=" (a new vector, or new tasks from set_tasks)")
+        actions = check_action(actions, (self.num_envs, self.action_dim), owner)
         reward = np.zeros(self.num_envs)
         for i, env in enumerate(self.envs):
             if self._done[i]:
