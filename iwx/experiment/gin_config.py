@@ -55,6 +55,20 @@ def _where(exc: BaseException, source: str, text: str = "") -> str:
 _INCLUDE = re.compile(r"^include\s+['\"]([^'\"]+)['\"]", re.M)
 
 
+def read_text(path: str | Path) -> str:
+    """A gin file's text; a file that is not UTF-8 text (a binary file, another
+    encoding) is a ConfigError naming the file and the first byte that is not."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start:exc.start + 1].hex()
+        raise ConfigError(f"{path}: not a gin file: byte 0x{byte} at offset {exc.start} is "
+                          "not UTF-8 text (gin files are UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def resolve_include(name: str, including: Path) -> Path:
     """An ``include`` names a file relative to the working directory, the including
     file's folder, or the folder above it — the order in which gin looks (``parse``
@@ -79,7 +93,7 @@ def flattened_text(path: str | Path, seen: tuple[Path, ...] = ()) -> str:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: include cycle through {[str(s) for s in seen]}")
     lines = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         found = _INCLUDE.match(line)
         if found is None:
             lines.append(line)
@@ -96,7 +110,7 @@ def _texts_with_includes(path: Path, seen: tuple[Path, ...] = ()) -> list[str]:
     header line: the record of a run holds every binding that shaped it."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: include cycle through {[str(s) for s in seen]}")
-    text = path.read_text()
+    text = read_text(path)
     out = []
     for name in _INCLUDE.findall(text):
         out += _texts_with_includes(resolve_include(name, path), (*seen, path.resolve()))
@@ -120,13 +134,17 @@ def _quiet_include_search():
         logging.getLogger().removeFilter(quiet)
 
 
-def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
-    """Parse gin files then bindings into gin's global config (cleared first).
+def parse(files: Sequence[str], params: Sequence[str], *, local: bool = True) -> GinConfig:
+    """Parse gin files then bindings into gin's global config (cleared first), then
+    check every value (:mod:`iwx.experiment.validate`; ``local``: also what depends on
+    this machine, the device and the pretrained model, for a configuration that runs
+    here). Raises ConfigError naming the file, the line and the binding.
 
     Only the modules defining a configurable that the files or bindings name are
     imported first (``iwx.configurables``): parsing a point-navigation file loads
     no physics engine."""
     from iwx.configurables import register_for
+    from iwx.experiment.validate import check_configuration
 
     gin.clear_config()
     texts = []
@@ -137,7 +155,7 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
         tree = _texts_with_includes(path)
         texts += tree
         register_for(tree)
-        text = path.read_text()
+        text = read_text(path)
         # gin looks for an include under each search path: the folder of every file of
         # the tree and the one above it (so 'tasks/x.gin' resolves from gin/*.gin).
         for header in tree:
@@ -157,6 +175,9 @@ def parse(files: Sequence[str], params: Sequence[str]) -> GinConfig:
         except Exception as exc:
             raise ConfigError(f"--gin_param {binding!r}: "
                               f"{_where(exc, f'--gin_param number {i}', binding)}") from exc
+    sources = [tuple(t.removeprefix("# --- ").split("\n", 1)) for t in texts]
+    sources += [(f"--gin_param number {i}", binding) for i, binding in enumerate(params, 1)]
+    check_configuration(sources, local=local)
     if params:
         texts.append("# --- command-line bindings\n" + "\n".join(params))
     return GinConfig(tuple(files), tuple(params), "\n".join(texts) + "\n")

@@ -25,7 +25,7 @@ or, instead of ``grid``, a search run by Optuna through Ray Tune::
       IWPA.alpha: {loguniform: [0.0001, 100]}
       IWPA.learning_rate: {choice: [0.003, 0.01, 0.03]}
       IWPA.num_samples: {int: [4, 32]}
-      Features.features_dim: {uniform: [16, 64]}
+      Features.features_dim: {int: [16, 64]}
     num_samples: 20                      # configurations Optuna proposes
 
 Values are written into gin as they stand: numbers and booleans as literals,
@@ -34,9 +34,13 @@ a gin string needs its own quotes, ``"'validation'"``). YAML reads ``1e-3``
 (no dot) as a string; written verbatim it is still gin's float 0.001.
 
 Everything is checked here, before Ray starts: unknown keys, empty grids,
-malformed search spaces, and every binding is parsed by gin against the
-base file (an unknown configurable or parameter fails with gin's message
-naming it), so a typo costs seconds, not a cluster's worth of trials.
+malformed search spaces, seeds (by the one rule a run's seed obeys too), and
+every binding is parsed by gin against the base file and its values checked by the
+same validation as a run's (an unknown configurable or parameter fails with gin's
+message naming it; ``IWPA.alpha: [-1]`` is refused), so a typo costs seconds, not a
+cluster's worth of trials. With ``address:`` what depends on the machine (a GPU for
+``device = 'cuda'``, a pretrained model's file) is left to the trials, which run
+elsewhere.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ import re
 from pathlib import Path
 
 import yaml
+
+from iwx.experiment.validate import seed_problem
 
 KEYS = {"name", "description", "gin", "bindings", "grid", "search", "num_samples", "seeds",
         "metric", "mode", "split", "pretrain", "resources", "max_concurrent", "address"}
@@ -198,7 +204,12 @@ def load(path: str | Path, gin_override=None) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"sweep file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start:exc.start + 1].hex()
+        raise SpecError(f"{path}: not a sweep file: byte 0x{byte} at offset {exc.start} is "
+                        "not UTF-8 text (a sweep file is YAML text)") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -261,10 +272,18 @@ def load(path: str | Path, gin_override=None) -> SweepSpec:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SpecError(f"{where('seeds')}: a count must be >= 1")
+        problem = seed_problem(seeds - 1)   # the largest seed of the count
+        if problem:
+            raise SpecError(f"{where('seeds')}: a count of {seeds} means seeds 0 to "
+                            f"{seeds - 1}; seed {problem}")
         seeds = list(range(seeds))
     if not isinstance(seeds, list) or not seeds or not all(
             isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise SpecError(f"{where('seeds')}: expected a list of integers or a count")
+    for seed in seeds:
+        problem = seed_problem(seed)
+        if problem:
+            raise SpecError(f"{where('seeds')}: seed {problem}")
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"{where('seeds')}: repeated seeds {seeds}")
 
@@ -286,6 +305,9 @@ def load(path: str | Path, gin_override=None) -> SweepSpec:
                 or not isinstance(pretrain["seed"], int):
             raise SpecError(f"{where('pretrain')}: expected {{seed: N}}")
         pretrain_seed = pretrain["seed"]
+        problem = seed_problem(pretrain_seed)
+        if problem:
+            raise SpecError(f"{where('pretrain.seed')}: {problem}")
 
     resources = raw.get("resources", {"cpu": 1})
     if not isinstance(resources, dict) or set(resources) - RESOURCES:
@@ -324,8 +346,9 @@ def check_bindings(spec: SweepSpec) -> dict:
     from iwx.tuning.resources import trial_actors
 
     files = [str(p) for p in spec.gin_files]
+    local = spec.address is None   # trials on a cluster: its machines judge device, files
     try:
-        parse(files, spec.fixed_bindings())
+        parse(files, spec.fixed_bindings(), local=local)
     except ConfigError as exc:
         raise SpecError(f"{spec.path}: bindings: {exc}") from None
     facts = {"variants": _variants(), "tasks": _tasks_name(), "actors": trial_actors()}
@@ -334,7 +357,7 @@ def check_bindings(spec: SweepSpec) -> dict:
         samples = axis.distribution[1] if spec.search else axis.values
         for value in samples:
             try:
-                parse(files, [*spec.fixed_bindings(), *axis.gin(value)])
+                parse(files, [*spec.fixed_bindings(), *axis.gin(value)], local=local)
             except ConfigError as exc:
                 section = "search" if spec.search else "grid"
                 raise SpecError(f"{spec.path}: {section}.{axis.key} = {value!r}: {exc}") from None
