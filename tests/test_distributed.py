@@ -61,11 +61,11 @@ def test_every_method_trains_distributed_and_adapts(ray_context, tmp_path, metho
                  "train/actor_01/env_steps_per_s", "train/actor_restarts"):
         assert name in read_json(run / "metrics.json"), name
     # TINY: 8 updates x 8 x 10 per 4 episodes x 20 steps -> r = 8 samples per insert. The
-    # limiter keeps |r (I - m) - S| <= b, b = max(8 x 80, (2 actors x 8 x 80 + 80) / 2) (the
-    # default), and the run logs S / (I - m) with S = 48 updates x 80:
+    # limiter keeps |r (I - m) - S| <= b, b = (2 actors / 2 + 1) x 8 x 80 + 80 (the default),
+    # and the run logs S / (I - m) with S = 48 updates x 80:
     _, ratio = metric(run, "train/samples_per_insert")
     sampled = 48 * 80
-    assert abs(8 * sampled / ratio[-1] - sampled) <= max(8 * 80, (2 * 8 * 80 + 80) / 2)
+    assert abs(8 * sampled / ratio[-1] - sampled) <= (2 / 2 + 1) * 8 * 80 + 80
     results = read_json(run / "results.json")
     assert bool(results["returns"]) == (method in ("iwpl", "distral", "rl2", "pearl"))
 

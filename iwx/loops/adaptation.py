@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from iwx.agents.base import AdaptationAgent
 from iwx.loops.checkpoint import rng_state, set_rng_state
 from iwx.loops.episodes import play_episode
+from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
 from iwx.replay.task_replay import TaskReplay
 
@@ -82,13 +83,16 @@ class Adaptation:
     def run(self, name: str, make_agent: Callable[..., AdaptationAgent], make_env,
             goals: np.ndarray, obs_spec, action_dim: int, rng: np.random.Generator,
             logger: Logger, save_checkpoint, state: dict | None = None, env_seed: int = 0,
-            video_path: Path | None = None):
+            video_path: Path | None = None, guard: DivergenceGuard | None = None):
         """Adapt on every goal × seed. Returns per-episode returns [tasks, seeds, episodes].
 
         Episode e of every variant starts from ``reset(seed=[env_seed, 2, e])``:
         the variants meet the same start states (common random numbers).
         With ``video`` on, the last episode of problem 0 (held-out task 0, seed 0)
         is rendered next to ``video_path`` (MP4 or GIF), where the environment can render.
+        ``guard`` (a default :class:`~iwx.loops.guard.DivergenceGuard` when None) checks
+        every update's metrics, every episode's returns and, before every checkpoint
+        (one per episode), the agent's whole state; it raises DivergenceError.
         """
         num_tasks = len(goals)
         problems = num_tasks * self.seeds
@@ -107,6 +111,13 @@ class Adaptation:
             set_rng_state(state["rng"], rng)  # after building the agent, whose init draws
         else:
             agent.begin_tasks(problems)
+        watch = (guard or DivergenceGuard()).watch(
+            agent, schedule={"Adaptation.batch_size": self.batch_size}, variant=name)
+        episode = start
+
+        def where() -> str:
+            return (f"adaptation episode {episode + 1} of {self.episodes} of variant {name!r} "
+                    f"(its update {agent.updates})")
 
         def learn(n):
             if not agent.learns:
@@ -115,7 +126,7 @@ class Adaptation:
                 batch = replay.sample(rng, rows, self.batch_size, 1)
                 if agent.context_length:
                     batch["context"] = replay.sample(rng, rows, 1, agent.context_length)
-                agent.update(batch)
+                watch.update(agent.update(batch), where)
 
         frames: list | None = None
 
@@ -130,26 +141,35 @@ class Adaptation:
 
         bar = tqdm(total=self.episodes, initial=start, desc=f"adapt {name}", unit="ep",
                    disable=not self.progress, dynamic_ncols=True)
-        for episode in range(start, self.episodes):
-            explore = episode < self.exploration_episodes
-            if self.video and video_path is not None and episode == self.episodes - 1:
-                frames = start_video(env)
-            ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
-                                  replay=replay, rows=rows, after_step=after_step,
-                                  seed=[env_seed, 2, episode], observe=agent.observe)
-            if frames:
-                write_video(frames, video_path, self.video_fps)
-                frames = None
-            learn(self.updates_per_episode)
-            returns[:, episode] = ret
-            per_task = ret.reshape(num_tasks, self.seeds).mean(axis=1)
-            logger.scalar(f"adapt/{name}/return", float(ret.mean()), episode + 1)
-            for task, value in enumerate(per_task):
-                logger.scalar(f"adapt/{name}/return/task_{task:02d}", float(value), episode + 1)
-            bar.update(1)
-            bar.set_postfix(ret=f"{ret.mean():.2f}")
-            save_checkpoint({"agent": agent.state_dict(), "replay": replay.state_dict(),
-                             "returns": returns.copy(), "episode": episode + 1,
-                             "rng": rng_state(rng)})
-        bar.close()
+        try:
+            for episode in range(start, self.episodes):
+                explore = episode < self.exploration_episodes
+                if self.video and video_path is not None and episode == self.episodes - 1:
+                    frames = start_video(env)
+                ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),
+                                      replay=replay, rows=rows, after_step=after_step,
+                                      seed=[env_seed, 2, episode], observe=agent.observe)
+                if frames:
+                    write_video(frames, video_path, self.video_fps)
+                    frames = None
+                learn(self.updates_per_episode)
+                returns[:, episode] = ret
+                per_task = ret.reshape(num_tasks, self.seeds).mean(axis=1)
+                values = {f"adapt/{name}/return": float(ret.mean()),
+                          **{f"adapt/{name}/return/task_{task:02d}": float(value)
+                             for task, value in enumerate(per_task)}}
+                watch.logged(values, where)           # nothing non-finite is recorded
+                for metric, value in values.items():
+                    logger.scalar(metric, value, episode + 1)
+                bar.update(1)
+                bar.set_postfix(ret=f"{ret.mean():.2f}")
+                watch.state(where, everything=True)   # never save a diverged state
+                save_checkpoint({"agent": agent.state_dict(), "replay": replay.state_dict(),
+                                 "returns": returns.copy(), "episode": episode + 1,
+                                 "rng": rng_state(rng)})
+        except (ValueError, RuntimeError, FloatingPointError) as exc:
+            watch.translate(exc, where)   # raises DivergenceError when it is one
+            raise
+        finally:
+            bar.close()
         return returns.reshape(num_tasks, self.seeds, self.episodes)

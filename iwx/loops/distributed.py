@@ -18,11 +18,10 @@ default is the ratio the single-process loop has with the same bindings
 (``updates_per_iteration · batch_size · chunk_length / (envs_per_iteration ·
 episode_length)``), so switching loops keeps the replay ratio.
 
-Every schedule knob left unbound (``updates``, ``batch_size``,
-``chunks_per_task``, ``chunk_length``, ``log_period``, ``checkpoint_period``,
-``episodes_per_task``, ``progress``, and ``envs_per_actor`` from
-``envs_per_iteration``) takes ``MultiTaskTraining``'s binding, so a task's gin file
-configures both loops.
+Every schedule knob left unbound (``updates``, ``batch_size``, ``chunks_per_task``,
+``chunk_length``, ``log_period``, ``checkpoint_period``, ``episodes_per_task``,
+``progress``; ``envs_per_actor`` from ``envs_per_iteration``) takes
+``MultiTaskTraining``'s binding, so a task's gin file configures both loops.
 
 Not bit-reproducible: which parameters an episode is played with, and the order
 in which episodes arrive, depend on timing. The single-process loop stays the
@@ -43,6 +42,7 @@ import gin
 import numpy as np
 from tqdm.auto import tqdm
 
+from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
 from iwx.loops.rate_limiter import SampleToInsertRatio
 from iwx.loops.training import MultiTaskTraining
@@ -107,12 +107,8 @@ class DistributedTraining:
         insert, sample = rows * episode_length, self.batch_size * self.chunk_length
         ratio = self.samples_per_insert or single_process_ratio(self.base, episode_length)
         buffer = self.error_buffer
-        if buffer is None:
-            # Every actor keeps an episode in flight while the learner still has data:
-            # that needs 2 b >= (A + 1) r n + s (an arrival adds r n to what the learner
-            # may sample; A reservations must fit above it). Half an episode and half a
-            # batch more absorb jitter. (The bare minimum, (A r n + s) / 2, left Reach's
-            # two actors idle half the time: docs/DECISIONS.md.)
+        if buffer is None:   # every actor keeps an episode in flight while the learner
+            # has data (2b >= (A + 1) r n + s), plus half an episode and a batch: DECISIONS
             buffer = (self.actors / 2 + 1) * ratio * insert + sample
         limiter = SampleToInsertRatio(ratio, self.min_size_to_sample or insert, buffer)
         try:
@@ -124,9 +120,9 @@ class DistributedTraining:
     # -- the learner ---------------------------------------------------------------------
     def run(self, agent, make_env, goals: np.ndarray, replay, rng: np.random.Generator,
             logger: Logger, save_checkpoint, state: dict | None = None,
-            env_seed: int = 0) -> dict:
-        """Train until ``agent.updates == self.updates`` (the signature of
-        ``MultiTaskTraining.run``); ``state``: from a checkpoint of this loop."""
+            env_seed: int = 0, guard: DivergenceGuard | None = None) -> dict:
+        """``MultiTaskTraining.run``'s contract; ``state``: from this loop's checkpoint.
+        ``guard`` checks on the learner (an actor's NaN error arrives here via Ray)."""
         num_tasks = len(goals)
         rows = min(self.envs_per_actor, num_tasks)
         episode_length = replay.max_len
@@ -137,13 +133,25 @@ class DistributedTraining:
             limiter.load_state_dict(state["limiter"])
         counters = dict(state["counters"])
         window = defaultdict(list, {k: list(v) for k, v in state["window"].items()})
+        watch = (guard or DivergenceGuard()).watch(agent, schedule={
+            f"DistributedTraining.{name}": getattr(self, name)
+            for name in ("chunk_length", "batch_size", "chunks_per_task")})
+
+        def where() -> str:
+            return f"update {agent.updates} of distributed pretraining (env step " \
+                   f"{counters['env_steps']})"
+
         with RayActors(self, agent, make_env, goals, replay, rows, env_seed, counters) as team:
-            self._learn(agent, team, goals, replay, rng, logger, save_checkpoint, limiter,
-                        counters, window, rows * episode_length)
+            try:
+                self._learn(agent, team, goals, replay, rng, logger, save_checkpoint, limiter,
+                            counters, window, rows * episode_length, watch, where)
+            except (ValueError, RuntimeError, FloatingPointError) as exc:
+                watch.translate(exc, lambda: f"after {where()}")
+                raise
         return {"counters": counters, "window": dict(window), "limiter": limiter.state_dict()}
 
     def _learn(self, agent, team, goals, replay, rng, logger, save_checkpoint, limiter,
-               counters, window, insert_size):
+               counters, window, insert_size, watch, where):
         num_tasks = len(goals)
         sample_size = self.batch_size * self.chunk_length
         period = team.period = Period(team, limiter, counters, agent.updates)
@@ -154,7 +162,7 @@ class DistributedTraining:
             team.dispatch(limiter, insert_size)
             for episode in team.arrived(timeout=0):
                 self._insert(episode, agent, replay, limiter, insert_size, counters,
-                             window, period)
+                             window, period, watch, where)
             team.dispatch(limiter, insert_size)
             if not limiter.can_sample(sample_size):
                 waited = time.perf_counter()
@@ -162,7 +170,7 @@ class DistributedTraining:
                 period.learner_wait += time.perf_counter() - waited
                 for episode in arrived:
                     self._insert(episode, agent, replay, limiter, insert_size, counters,
-                                 window, period)
+                                 window, period, watch, where)
                 continue
             filled = np.flatnonzero(replay.steps_per_task()[:num_tasks] > 0)
             tasks = rng.choice(filled, size=self.batch_size // self.chunks_per_task)
@@ -170,6 +178,7 @@ class DistributedTraining:
             if agent.context_length:
                 batch["context"] = replay.sample(rng, tasks, 1, agent.context_length)
             metrics = agent.update(batch)
+            watch.update(metrics, where)          # Python floats: no device work
             limiter.sample(sample_size)
             for name, value in metrics.items():
                 window[name].append(value)
@@ -178,19 +187,23 @@ class DistributedTraining:
             bar.update(1)
             if agent.updates % self.log_period == 0:
                 counters["restarts"] = team.restarts
-                self._log(logger, window, counters, agent.updates, period.close(agent.updates))
+                watch.state(where)
+                self._log(logger, window, counters, agent.updates, period.close(agent.updates),
+                          watch, where)
                 bar.set_postfix(env_steps=counters["env_steps"],
                                 ret=f"{np.mean(window.get('return', [0])):.2f}",
                                 spi=f"{limiter.measured():.2f}")
                 window.clear()
             if agent.updates % self.checkpoint_period == 0 or agent.updates >= self.updates:
                 counters["restarts"] = team.restarts
+                watch.state(where, everything=True)   # never save a diverged state
                 save_checkpoint({"counters": counters, "window": dict(window),
                                  "limiter": limiter.state_dict()})
         bar.close()
 
     @staticmethod
-    def _insert(episode, agent, replay, limiter, insert_size, counters, window, period):
+    def _insert(episode, agent, replay, limiter, insert_size, counters, window, period,
+                watch, where):
         if episode is None:      # its actor died; the limiter's reservation is released
             limiter.release(insert_size)
             return
@@ -199,6 +212,8 @@ class DistributedTraining:
         limiter.insert(recorder.transitions, insert_size)
         counters["env_steps"] += episode["env_steps"]
         counters["episodes"] += len(episode["rows"])
+        watch.logged({f"return/task_{row:03d}": r
+                      for row, r in zip(episode["rows"], episode["returns"])}, where)
         window["return"].extend(episode["returns"])
         window["success"].extend(episode["success"])
         for row, ret in zip(episode["rows"], episode["returns"]):
@@ -207,13 +222,14 @@ class DistributedTraining:
         period.actor_steps[episode["index"]] += episode["env_steps"]
 
     @staticmethod
-    def _log(logger: Logger, window, counters, step, rates: dict):
-        for name, values in window.items():
-            if values:
-                logger.scalar(f"train/{name}", float(np.mean(values)), step)
-        logger.scalar("train/env_steps", counters["env_steps"], step)
-        logger.scalar("train/actor_restarts", counters["restarts"], step)
-        for name, value in rates.items():
+    def _log(logger: Logger, window, counters, step, rates: dict, watch, where):
+        values = {f"train/{name}": float(np.mean(v)) for name, v in window.items() if v}
+        values["train/env_steps"] = counters["env_steps"]
+        values["train/actor_restarts"] = counters["restarts"]
+        watch.logged(values, where)    # nothing non-finite is recorded
+        for name, value in values.items():
+            logger.scalar(name, value, step)
+        for name, value in rates.items():   # a rate of an empty period is left out
             if value is not None and np.isfinite(value):
                 logger.scalar(f"train/{name}", value, step)
 

@@ -20,6 +20,7 @@ from iwx.agents.base import MultiTaskAgent
 from iwx.agents.iwpl import IWPL
 from iwx.loops.adaptation import Adaptation
 from iwx.loops.checkpoint import Checkpointer, rng_state, set_rng_state
+from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import ResumableLogger
 from iwx.loops.training import MultiTaskTraining
 from iwx.replay.task_replay import TaskReplay
@@ -106,7 +107,10 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
     saved = checkpointer.load()
     results: dict[str, np.ndarray] = {}
     phase, phase_state = "train", None
+    guard = DivergenceGuard()   # names this checkpoint and its last label on divergence
+    guard.checkpoint_path = getattr(checkpointer, "path", None)
     if saved is not None:
+        guard.saved(saved.get("label", "(unlabelled)"))
         if learner is not None:
             learner.load_state_dict(saved["agent"])
         if saved["replay"] is not None:
@@ -122,6 +126,7 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
                            "replay": store.state_dict() if with_replay else None,
                            "results": results, "rng": rng_state(rng),
                            "logger": logger.state_dict()}, label)
+        guard.saved(label)
 
     if phase == "train" and learner is not None:
         if pretrained is not None:
@@ -131,10 +136,13 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
             else:   # written before model.pt held the whole agent
                 learner.prior.load_state_dict(model["prior"])
                 learner.critic.load_state_dict(model["critic"])
+            guard.watch(learner, suspects=[f"pretrain_and_adapt.pretrained = {pretrained!r} "
+                                           "(the model holds it)"]).state(
+                lambda: f"loading the pretrained model {pretrained}")
         else:
             training.run(learner, env, split.train, store, rng, logger,
                          lambda s: save("train", s, f"train:{learner.updates}", True),
-                         phase_state, env_seed=seed)
+                         phase_state, env_seed=seed, guard=guard)
         phase_state = None
         save("adapt", None, "pretrained", False)
     if learner is not None:
@@ -150,7 +158,7 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
         results[name] = adaptation.run(
             name, factory, env, adapt_tasks, held_out_spec, action_dim, rng, logger,
             lambda s, name=name: save("adapt", s, f"adapt:{name}:{s['episode']}", False), state,
-            env_seed=seed, video_path=Path(outputs) / f"video_{slug(name)}")
+            env_seed=seed, video_path=Path(outputs) / f"video_{slug(name)}", guard=guard)
         save("adapt", None, f"adapted:{name}", False)
 
     return {"returns": results,
