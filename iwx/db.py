@@ -5,7 +5,7 @@ The command line around :mod:`iwx.experiment.dbserver` (the server process) and
 
 ::
 
-    python -m iwx.db start  [--dir DIR] [--port 27017] [--db iwx]
+    python -m iwx.db start  [--dir DIR] [--port 27017] [--db iwx] [--timeout 60]
     python -m iwx.db stop   [--dir DIR]
     python -m iwx.db status [--dir DIR]
     python -m iwx.db omniboard [--dir DIR | --mongo URL] [--port 9000]
@@ -78,7 +78,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
         print(f"export IWX_MONGO_URL={state['url']}")
         return 0
     (directory / STATE_FILE).unlink(missing_ok=True)  # stale: its pid is gone
-    server = start_server(directory, port=args.port, db=args.db)
+    server = start_server(directory, port=args.port, db=args.db, timeout=args.timeout)
     state = {"pid": server.pid, "port": server.port, "host": server.host, "url": server.url,
              "db": server.db, "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     tmp = directory / (STATE_FILE + ".tmp")
@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=None, help=dir_help)
     p.add_argument("--port", type=int, default=27017, help="port (0: any free port)")
     p.add_argument("--db", default="iwx", help="database name in the URL")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for the server to answer (default: 60; it usually "
+                        "does in seconds, a loaded machine may need more)")
     p = sub.add_parser("stop", help="stop the server")
     p.add_argument("--dir", default=None, help=dir_help)
     p = sub.add_parser("status", help="exit 0 when the server runs, 1 when not")

@@ -5,7 +5,10 @@ The file store under ``--runs-dir`` is every run's record; MongoDB mirrors it
 was made without ``--mongo``, this copies the runs (all, or the ids given)
 into MongoDB in Sacred's layout. It is idempotent: a run already there is
 updated in place (found by its ``meta.iwx_uid``), never duplicated, so it is
-safe to run again and again (e.g. from cron).
+safe to run again and again (e.g. from cron), and concurrently with other
+resyncs or with the runs themselves, from any machine: each run is written
+under a claim held in MongoDB (iwx/experiment/claims.py); a run another process
+is writing is done at the end, once that process let go of it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from iwx.experiment.mirror import Mirror, SyncError
+    from iwx.experiment.mirror import Mirror, SyncBusy, SyncError
     from iwx.experiment.mongo import check_url, database, ping
     from iwx.experiment.store import run_dirs
 
@@ -58,23 +61,46 @@ def main(argv=None) -> int:
         print(f"iwx.resync: MongoDB at {args.mongo} does not answer; nothing was sent "
               "(the file store is unchanged)", file=sys.stderr)
         return 1
+    from pymongo.errors import PyMongoError
     from tqdm.auto import tqdm
 
     client, db = database(args.mongo)
     mirror = Mirror(db)
-    before = db["runs"].count_documents({})
-    failed = []
-    for folder in tqdm(folders, desc="resync", unit="run", disable=args.no_progress):
-        try:
-            mongo_id = mirror.sync(folder)
-        except SyncError as exc:
-            failed.append((folder.name, str(exc)))
-            continue
-        print(f"  run {folder.name} -> MongoDB run {mongo_id}")
-    added = db["runs"].count_documents({}) - before
-    client.close()
-    print(f"[iwx.resync] {len(folders) - len(failed)} runs of {runs_dir} in {args.mongo} "
-          f"({added} new, {len(folders) - len(failed) - added} updated)")
+    wait = mirror.claims.lease.total_seconds()
+    failed, later, done = [], [], 0
+    try:
+        for folder in tqdm(folders, desc="resync", unit="run", disable=args.no_progress):
+            try:
+                mongo_id = mirror.sync(folder)
+            except SyncBusy:      # another process writes it now: come back at the end
+                later.append(folder)
+                continue
+            except SyncError as exc:
+                failed.append((folder.name, str(exc)))
+                continue
+            done += 1
+            print(f"  run {folder.name} -> MongoDB run {mongo_id}")
+        if later:
+            print(f"[iwx.resync] {len(later)} run(s) were being written by another process; "
+                  f"syncing them now (waiting up to {wait:g} s for each)", flush=True)
+        for folder in later:      # by now the other process is done with most of them
+            try:
+                mongo_id = mirror.sync(folder, wait_s=wait)
+            except SyncError as exc:
+                failed.append((folder.name, str(exc)))
+                continue
+            done += 1
+            print(f"  run {folder.name} -> MongoDB run {mongo_id} (after the other process)")
+    except PyMongoError as exc:
+        print(f"iwx.resync: MongoDB at {args.mongo} stopped answering after {done} run(s) "
+              f"({type(exc).__name__}); run the same command again once it is back "
+              "(what was sent stays, nothing is sent twice)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    added = len(mirror.created)
+    print(f"[iwx.resync] {done} runs of {runs_dir} in {args.mongo} "
+          f"({added} new, {done - added} updated)")
     for name, why in failed:
         print(f"iwx.resync: run {name} skipped: {why}", file=sys.stderr)
     return 1 if failed else 0

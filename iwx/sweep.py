@@ -11,10 +11,15 @@ across seeds and the best one; trials adapt on the validation tasks
 
 Running the same file again resumes the sweep (its id hashes the file and its
 gin files): Ray Tune restores its state, finished trials are not run again
-(each trial also checks the file store for its completed run), and an
-interrupted run continues from its last checkpoint. ``--fresh`` starts over
-under a new id. ``address:`` in the file (or ``--address``) runs the trials on
-a Ray cluster.
+(each trial also checks the file store for its completed run), failed ones
+are run again, and an interrupted run continues from its last checkpoint.
+``--fresh`` starts over under a new id. ``address:`` in the file (or
+``--address``) runs the trials on a Ray cluster.
+
+Exit status: 0 when every (configuration, seed) completed; 1 when some failed or
+are missing; 2 for a bad sweep file (nothing started); 130 after Ctrl-C and 143
+after SIGTERM (iwx/tuning/interrupts.py: the trials are stopped, the summary of
+what ran is written, and the same command resumes).
 """
 
 from __future__ import annotations
@@ -83,23 +88,39 @@ def _pretrain(setup, seed: int, no_progress: bool) -> tuple[str, bytes]:
     return out["run_id"], (Path(setup.runs_dir) / out["run_id"] / "model.pt").read_bytes()
 
 
-def _trial_records(result_grid, axes) -> list[dict]:
-    """Plain records of Ray's results: params by axis key, scores and run ids by seed."""
-    records = []
-    for result in result_grid:
-        config = result.config or {}
-        params = {axis.key: config.get("params", {}).get(f"p{i}") for i, axis in enumerate(axes)}
-        metrics = result.metrics or {}
-        seeds = metrics.get("seeds_list", [])
-        scores = metrics.get("scores", [])
-        run_ids = metrics.get("run_ids", [])
-        record = {"params": params, "scores": {}, "run_ids": {},
-                  "error": None if result.error is None else str(result.error).splitlines()[0]}
-        for s, v, r in zip(seeds, scores, run_ids):
-            record["scores"][s] = v
-            record["run_ids"][s] = r
-        records.append(record)
-    return records
+def _pretrain_stopped(exc: BaseException, stop, sweep_id: str) -> int | None:
+    """What to say, and the exit status, when the pretraining run did not complete
+    (None: an error that is not a stop, to be raised). The runner's stops carry their
+    exit status (``RunStopped.exit_code``: 130 / 143 interrupted, 1 failed, 2 refused)."""
+    from iwx.tuning.trial import TrialElsewhere
+
+    if isinstance(exc, TrialElsewhere):
+        print(f"iwx.sweep: the sweep's pretraining {exc}", file=sys.stderr)
+        return 2
+    code = getattr(exc, "exit_code", None)
+    if isinstance(exc, KeyboardInterrupt):
+        code = stop.exit_code
+    elif not isinstance(code, int):
+        return None
+    else:
+        print(str(exc), file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt) or getattr(exc, "resumable", False):
+        print(f"[iwx.sweep] pretraining stopped; run the same command again to resume sweep "
+              f"{sweep_id} (pretraining continues from its checkpoint)", file=sys.stderr)
+    return code
+
+
+def _tune_trials(folder: Path, results) -> list:
+    """Ray Tune's trials as ``fit()`` left them: a trial stopped by an interrupt is
+    TERMINATED without a result, one never started PENDING. The ResultGrid keeps them
+    only in a private attribute; without it (another Ray), the trials of Tune's last
+    save (public), where a stopped trial reads PENDING: still missing, not told apart."""
+    trials = getattr(getattr(results, "_experiment_analysis", None), "trials", None)
+    if trials is not None:
+        return list(trials)
+    from ray.tune import ExperimentAnalysis
+
+    return list(ExperimentAnalysis(str(folder)).trials)
 
 
 def main(argv=None) -> int:
@@ -110,10 +131,24 @@ def main(argv=None) -> int:
     # JSON / CSV result loggers (TensorBoard's cannot log the per-seed lists).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    from iwx.experiment.gin_config import flattened_text
+    from iwx.tuning.interrupts import StopSignals, SweepInterrupted
+
+    stop = StopSignals().install()
+    try:
+        return _sweep(args, stop)
+    except SweepInterrupted:
+        print(f"\n[iwx.sweep] interrupted by {stop.name} before any trial ran; run the "
+              "same command again to start or resume the sweep", file=sys.stderr)
+        return stop.exit_code
+    finally:
+        stop.restore()
+
+
+def _sweep(args, stop) -> int:
     from iwx.tuning import spec as specs
+    from iwx.tuning.interrupts import SweepInterrupted
     from iwx.tuning.resources import trial_bundles
-    from iwx.tuning.trial import TrialSetup
+    from iwx.tuning.trial import make_setup
 
     started = time.monotonic()
     try:
@@ -159,101 +194,113 @@ def main(argv=None) -> int:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sweep.yaml").write_text(spec.text)
-    gin_text = "\n".join(flattened_text(p) for p in spec.gin_files)
-    gin_name = spec.gin_files[-1].name      # the path enters each run's configuration key
-    bindings = spec.fixed_bindings()
-    if spec.pretrain_seed is not None:
-        bindings.append(f"{facts['tasks']}.seed = {spec.pretrain_seed}")  # one split for all
-    setup = TrialSetup(sweep_id=sweep_id, gin_name=gin_name, gin_text=gin_text,
-                       bindings=tuple(bindings), axes=spec.axes, seeds=spec.seeds,
-                       metric=spec.metric, runs_dir=str(runs_dir), mongo=args.mongo)
+    setup = make_setup(spec, facts, runs_dir, args.mongo, sweep_id)
     pretrain_run = None
     if spec.pretrain_seed is not None:
-        pretrain_run, model = _pretrain(setup, spec.pretrain_seed, args.no_progress)
+        try:
+            pretrain_run, model = _pretrain(setup, spec.pretrain_seed, args.no_progress)
+        except (KeyboardInterrupt, Exception) as exc:
+            code = _pretrain_stopped(exc, stop, sweep_id)
+            if code is None:
+                raise
+            return code
         setup = dataclasses.replace(setup, pretrained=model)
 
     import ray
-    from ray import tune
 
+    results, hard = None, False
+    try:
+        ray.init(address=address, num_cpus=None if address else cpus,
+                 include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 ignore_reinit_error=True)
+        stop.install()    # again: Ray's core worker took SIGTERM over
+        tuner = _tuner(spec, setup, folder, runs_dir, sweep_id, bundles, max_concurrent,
+                       n_trials, args.no_progress)
+        with stop.tuning():
+            results = tuner.fit()
+    except SweepInterrupted:
+        hard = True
+    finally:
+        ray.shutdown()
+    stop.finishing()
+    if hard:
+        print(f"\n[iwx.sweep] interrupted by {stop.name} (twice: stopped without saving or "
+              f"summarising); run the same command again to resume sweep {sweep_id}",
+              file=sys.stderr)
+        return stop.exit_code
+    return _finish(spec, facts, args, stop, folder, sweep_id, pretrain_run,
+                   _tune_trials(folder, results), n_configs, started)
+
+
+def _tuner(spec, setup, folder, runs_dir, sweep_id, bundles, max_concurrent, n_trials,
+           no_progress):
+    """A new Ray Tune Tuner for the sweep, or the restored one of an earlier run of it."""
+    from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from iwx.tuning import summary
     from iwx.tuning.progress import TrialProgress
     from iwx.tuning.trial import run_trial
 
-    ray.init(address=address, num_cpus=None if address else cpus,
-             include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-             ignore_reinit_error=True)
     # A trial reserves its learner's resources and its actors' (DistributedTraining) at once.
     trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup),
                                     tune.PlacementGroupFactory(bundles))
-    try:
-        if tune.Tuner.can_restore(str(folder)):
-            print(f"[iwx.sweep] resuming {folder}", flush=True)
-            tuner = tune.Tuner.restore(str(folder), trainable=trainable,
-                                       resume_unfinished=True, resume_errored=True)
-        else:
-            if spec.search:
-                from ray.tune.search import ConcurrencyLimiter
-                from ray.tune.search.optuna import OptunaSearch
+    if tune.Tuner.can_restore(str(folder)):
+        print(f"[iwx.sweep] resuming {folder}", flush=True)
+        return tune.Tuner.restore(str(folder), trainable=trainable,
+                                  resume_unfinished=True, resume_errored=True)
+    if spec.search:
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
 
-                space = {f"p{i}": _tune_distribution(a.distribution)
-                         for i, a in enumerate(spec.axes)}
-                search = OptunaSearch(metric="mean_score", mode=spec.mode, seed=spec.seeds[0])
-                if max_concurrent:
-                    search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
-                param_space = {"params": space}
-            else:
-                search = None
-                points = [{f"p{i}": point[a.key] for i, a in enumerate(spec.axes)}
-                          for point in spec.grid_points()]
-                param_space = {"params": tune.grid_search(points),
-                               "seed": tune.grid_search(list(spec.seeds))}
-            tuner = tune.Tuner(
-                trainable, param_space=param_space,
-                tune_config=tune.TuneConfig(
-                    metric="mean_score", mode=spec.mode, search_alg=search,
-                    num_samples=spec.num_samples if spec.search else 1,
-                    max_concurrent_trials=None if spec.search else max_concurrent,
-                    reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
-                run_config=tune.RunConfig(
-                    name=sweep_id, storage_path=str(runs_dir / "_sweeps"), verbose=0,
-                    callbacks=[TrialProgress(n_trials, args.no_progress,
-                                             [a.key for a in spec.axes]),
-                               JsonLoggerCallback(), CSVLoggerCallback()],
-                    failure_config=tune.FailureConfig(max_failures=0)))
-        results = tuner.fit()
-    except KeyboardInterrupt:
-        results = None
-    finally:
-        ray.shutdown()
-    if results is None:
-        print(f"\n[iwx.sweep] interrupted; run the same command again to resume sweep {sweep_id}",
-              file=sys.stderr)
-        return 130
+        space = {f"p{i}": _tune_distribution(a.distribution) for i, a in enumerate(spec.axes)}
+        search = OptunaSearch(metric="mean_score", mode=spec.mode, seed=spec.seeds[0])
+        if max_concurrent:
+            search = ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+        param_space = {"params": space}
+    else:
+        search = None
+        points = [{f"p{i}": point[a.key] for i, a in enumerate(spec.axes)}
+                  for point in spec.grid_points()]
+        param_space = {"params": tune.grid_search(points),
+                       "seed": tune.grid_search(list(spec.seeds))}
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="mean_score", mode=spec.mode, search_alg=search,
+            num_samples=spec.num_samples if spec.search else 1,
+            max_concurrent_trials=None if spec.search else max_concurrent,
+            reuse_actors=True, trial_dirname_creator=lambda t: t.trial_id),
+        run_config=tune.RunConfig(
+            name=sweep_id, storage_path=str(runs_dir / "_sweeps"), verbose=0,
+            callbacks=[TrialProgress(n_trials, no_progress, [a.key for a in spec.axes]),
+                       JsonLoggerCallback(), CSVLoggerCallback()],
+            failure_config=tune.FailureConfig(max_failures=0)))
 
-    records = _trial_records(results, spec.axes)
-    rows = summary.rows_from_trials(records)
+
+def _finish(spec, facts, args, stop, folder, sweep_id, pretrain_run, trials, n_configs,
+            started) -> int:
+    """Write and print the summary of what ran; say how to continue; the exit status."""
+    from iwx.tuning import outcomes, summary
+
+    keys = [a.key for a in spec.axes]
+    found = outcomes.outcomes(outcomes.plain_trials(trials), keys, spec.seeds)
+    rows = summary.rows_from_outcomes(found, [] if spec.search else spec.grid_points())
     text = summary.table(rows, spec.metric, spec.mode, spec.seeds)
-    data = summary.as_json(rows, spec.metric, spec.mode)
-    failed = sum(1 for r in records if r["error"])
-    expected = n_configs * len(spec.seeds)             # (configuration, seed) results
-    done = sum(len(r["scores"]) for r in records if not r["error"])
-    unfinished = expected - done
-    # Ray Tune returns normally after a Ctrl+C (it saves its state first): an incomplete
-    # sweep without failed trials was interrupted.
-    interrupted = unfinished > 0 and failed == 0
+    data = summary.as_json(rows, spec.metric, spec.mode, spec.seeds)
+    c = summary.counts(found, n_configs * len(spec.seeds))
+    complete = c["completed"] == c["expected"]
     data.update({"sweep_id": sweep_id, "file": str(spec.path), "split": spec.split,
-                 "seeds": list(spec.seeds), "pretrain_run": pretrain_run,
-                 "missing_results": unfinished, "failed_trials": failed,
-                 "complete": unfinished == 0})
+                 "seeds": list(spec.seeds), "pretrain_run": pretrain_run, "counts": c,
+                 "missing_results": c["missing"], "failed_results": c["failed"],
+                 "failed_trials": sum(1 for t in trials if t.status == "ERROR"),
+                 "complete": complete,
+                 "interrupted": None if stop.signum is None else stop.name})
     top = data["best"]
     header = (f"# Sweep {sweep_id}\n\n" + (f"{spec.description}\n\n" if spec.description else "")
               + f"{spec.metric} on the {_tasks_of(spec)} tasks, mean ± 95% CI (Student t) over "
-              f"seeds {list(spec.seeds)}; {len(records)} trials"
+              f"seeds {list(spec.seeds)}; {len(trials)} trials"
               + (f", pretrained once by run {pretrain_run}" if pretrain_run else "") + ".\n\n"
-              + (f"**Incomplete: {unfinished} of {expected} (configuration, seed) results are "
-                 "missing.**\n\n" if unfinished else ""))
+              + ("" if complete else f"**Incomplete: {summary.counts_line(c)}.**\n\n"))
     footer = ""
     if top is not None:
         best_bindings = spec.point_bindings(top["params"])
@@ -274,11 +321,29 @@ def main(argv=None) -> int:
     print("\n" + header + text + footer)
     print(f"[iwx.sweep] wrote {folder}/summary.md and summary.json "
           f"({(time.monotonic() - started) / 60:.1f} min)")
-    if interrupted:
-        print(f"[iwx.sweep] interrupted with {unfinished} results missing; run the same "
-              f"command again to resume sweep {sweep_id}", file=sys.stderr)
-        return 130
-    return 1 if unfinished else 0
+    return _continue_line(c, stop, sweep_id)
+
+
+def _continue_line(c: dict, stop, sweep_id: str) -> int:
+    """Tell the user where the sweep stands and how to continue; the exit status."""
+    from iwx.tuning.summary import counts_line
+
+    again = f"run the same command again to resume sweep {sweep_id}"
+    if c["running_elsewhere"]:
+        print(f"[iwx.sweep] {c['running_elsewhere']} (configuration, seed) results are being "
+              "computed by another process that holds their run lock (e.g. a trial left "
+              "running by a sweep driver that was killed); once it finished, the same "
+              "command reuses its runs", file=sys.stderr)
+    if stop.signum is not None:
+        print(f"[iwx.sweep] interrupted by {stop.name}: {counts_line(c)}; {again} (completed "
+              "results are reused, interrupted runs continue from their checkpoints, failed "
+              "trials are run again)", file=sys.stderr)
+        return stop.exit_code
+    if c["completed"] == c["expected"]:
+        return 0
+    print(f"[iwx.sweep] incomplete: {counts_line(c)}; {again} (completed results are "
+          "reused, failed trials are run again)", file=sys.stderr)
+    return 1
 
 
 def _tasks_of(spec) -> str:

@@ -17,9 +17,13 @@ from iwx.experiment import dbserver, omniboard
 from iwx.experiment.mongo import ping
 from tests.cli import run_cli
 
+# Waits below are hang guards (generous: a loaded CI machine is slow), never speed claims.
+HANG_GUARD_S = 300
+WAIT = ["--timeout", str(HANG_GUARD_S)]
+
 @pytest.fixture
 def server(tmp_path):
-    srv = dbserver.start_server(tmp_path / "db", port=0)
+    srv = dbserver.start_server(tmp_path / "db", port=0, timeout=HANG_GUARD_S)
     try:
         yield srv
     finally:
@@ -28,7 +32,7 @@ def server(tmp_path):
 
 def test_data_survives_a_restart_on_the_same_dir_and_port(tmp_path):
     storage = tmp_path / "db"
-    srv = dbserver.start_server(storage, port=0)
+    srv = dbserver.start_server(storage, port=0, timeout=HANG_GUARD_S)
     try:
         assert srv.port > 0 and srv.url == f"mongodb://127.0.0.1:{srv.port}/iwx"
         assert ping(srv.url)
@@ -40,7 +44,7 @@ def test_data_survives_a_restart_on_the_same_dir_and_port(tmp_path):
     assert not dbserver.pid_alive(srv.pid)
     assert not ping(srv.url, timeout_ms=300)
 
-    again = dbserver.start_server(storage, port=srv.port)
+    again = dbserver.start_server(storage, port=srv.port, timeout=HANG_GUARD_S)
     try:
         assert again.pid != srv.pid and again.port == srv.port
         with pymongo.MongoClient(again.url, serverSelectionTimeoutMS=5000) as client:
@@ -53,7 +57,8 @@ def test_data_survives_a_restart_on_the_same_dir_and_port(tmp_path):
 def test_cli_start_status_stop(tmp_path):
     d = tmp_path / "db"
     try:
-        started = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0"], timeout=60)
+        started = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0", *WAIT],
+                          timeout=HANG_GUARD_S)
         assert started.returncode == 0, started.stderr
         state = json.loads((d / db.STATE_FILE).read_text())
         assert set(state) >= {"pid", "port", "host", "url", "db", "started"}
@@ -62,21 +67,22 @@ def test_cli_start_status_stop(tmp_path):
         assert dbserver.pid_alive(state["pid"])  # detached: it outlived the command
         assert ping(state["url"])
 
-        again = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0"], timeout=60)
+        again = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0", *WAIT],
+                        timeout=HANG_GUARD_S)
         assert again.returncode == 0, again.stderr
         assert state["url"] in again.stdout
         assert json.loads((d / db.STATE_FILE).read_text())["pid"] == state["pid"]  # idempotent
 
-        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=60)
+        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=HANG_GUARD_S)
         assert status.returncode == 0, status.stderr
         assert state["url"] in status.stdout
 
-        stopped = run_cli("iwx.db", ["stop", "--dir", str(d)], timeout=60)
+        stopped = run_cli("iwx.db", ["stop", "--dir", str(d)], timeout=HANG_GUARD_S)
         assert stopped.returncode == 0, stopped.stderr
         assert not dbserver.pid_alive(state["pid"])
         assert not (d / db.STATE_FILE).exists()
 
-        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=60)
+        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=HANG_GUARD_S)
         assert status.returncode == 1
         assert "not running" in status.stdout
     finally:
@@ -94,9 +100,10 @@ def test_cli_replaces_a_stale_state_file(tmp_path):
         {"pid": dead.pid, "port": 1, "host": "127.0.0.1", "url": "mongodb://127.0.0.1:1/iwx",
          "db": "iwx", "started": "then"}))
     try:
-        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=60)
+        status = run_cli("iwx.db", ["status", "--dir", str(d)], timeout=HANG_GUARD_S)
         assert status.returncode == 1 and "stale" in status.stdout
-        started = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0", "--db", "other"], timeout=60)
+        started = run_cli("iwx.db", ["start", "--dir", str(d), "--port", "0", "--db", "other",
+                                     *WAIT], timeout=HANG_GUARD_S)
         assert started.returncode == 0, started.stderr
         state = json.loads((d / db.STATE_FILE).read_text())
         assert state["pid"] != dead.pid and state["url"].endswith("/other")
@@ -137,10 +144,12 @@ def test_omniboard_lists_a_sacred_run(server):
     with pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000) as client:
         client.get_default_database()["runs"].insert_one(run)
 
-    board = omniboard.start_omniboard(server.url, http_port=0)  # default cache: installs once (~1 min)
+    # default cache: installs once (~1 min)
+    board = omniboard.start_omniboard(server.url, http_port=0, timeout=HANG_GUARD_S)
     try:
         assert board.process.poll() is None
-        with urllib.request.urlopen(f"{board.url}/sacred/api/v1/Runs", timeout=10) as response:
+        with urllib.request.urlopen(f"{board.url}/sacred/api/v1/Runs",
+                                    timeout=HANG_GUARD_S) as response:
             runs = json.load(response)
         assert [r["_id"] for r in runs] == [1]
         assert runs[0]["omniboard"]["tags"] == ["x"]

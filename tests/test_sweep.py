@@ -37,22 +37,29 @@ def sweep_file(path: Path, grid: dict, *, seeds=(0, 1), extra: str = "",
     return path
 
 
-def completed(runs: Path) -> list[Path]:
-    return [r for r in run_dirs(runs) if read_json(r / "run.json")["status"] == "COMPLETED"]
-
-
-def completed_so_far(runs: Path) -> list[Path]:
-    """:func:`completed` while trials still run: Sacred rewrites run.json in place at every
-    heartbeat, so a poll can meet it half written; such a run is not completed yet."""
-    done = []
-    for r in run_dirs(runs):
+def read_whole(path: Path):
+    """A JSON file another process may be rewriting in place (Sacred does with run.json
+    at every heartbeat; a trial stopped by an interrupt may be writing as the sweep
+    exits): read again until it parses (a hang guard, not a speed claim)."""
+    deadline = time.monotonic() + 300
+    while True:
         try:
-            status = read_json(r / "run.json")["status"]
-        except (OSError, ValueError):
-            continue
-        if status == "COMPLETED":
-            done.append(r)
-    return done
+            return read_json(path)
+        except ValueError:
+            assert time.monotonic() < deadline, f"{path} never read whole"
+            time.sleep(0.1)
+
+
+def status_of(run: Path) -> str | None:
+    """A run's status (None: no run.json yet)."""
+    try:
+        return read_whole(run / "run.json")["status"]
+    except FileNotFoundError:
+        return None
+
+
+def completed(runs: Path) -> list[Path]:
+    return [r for r in run_dirs(runs) if status_of(r) == "COMPLETED"]
 
 
 def by_hand_last3(results: dict, variant: str = "Shared Q + IW") -> float:
@@ -157,39 +164,47 @@ def test_omniboard_lists_the_sweep_runs(mongo_sweep):
 
 
 def test_interrupted_sweep_resumes_without_running_a_trial_twice(tmp_path):
+    """SIGTERM (what ``timeout`` and schedulers send) stops the sweep like Ctrl-C: the
+    trials stop, the summary of what ran is written, exit 143 and how to resume; the same
+    command then runs every missing trial and none twice."""
     spec = sweep_file(tmp_path / "resume.yaml", {"IWPA.alpha": [0.03, 0.3]},
-                      extra="max_concurrent: 1",
-                      bindings=[b for b in TINY if "MultiTaskTraining.updates" not in b]
-                      + ["MultiTaskTraining.updates = 400"])
+                      extra="max_concurrent: 1")
     runs = tmp_path / "runs"
     args = [sys.executable, "-m", "iwx.sweep", str(spec), "--runs-dir", str(runs),
             "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not (runs.is_dir() and completed_so_far(runs)):
+    deadline = time.monotonic() + 300        # a hang guard, not a speed claim
+    while not (runs.is_dir() and completed(runs)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-2000:] + err[-2000:]
-    assert "run the same command again to resume" in err
-    before = {r.name: read_json(r / "info.json")["checkpoint_key"] for r in completed(runs)}
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, out[-2000:] + err[-2000:]
+    assert "interrupted by SIGTERM" in err and "run the same command again to resume" in err
+    before = {r.name: read_whole(r / "info.json")["checkpoint_key"] for r in completed(runs)}
     assert 1 <= len(before) < 4
+    stopped = read_json(next((runs / "_sweeps").iterdir()) / "summary.json")
+    assert stopped["interrupted"] == "SIGTERM" and not stopped["complete"]
+    # (a run that completed as the signal came may not have reached Ray Tune: missing
+    # here, reused by the resume)
+    assert stopped["counts"]["completed"] <= len(before)
+    assert stopped["counts"]["failed"] == 0 and stopped["counts"]["missing"] >= 1
 
     again = run_cli("iwx.sweep", args[3:], timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "resuming" in again.stdout
     done = completed(runs)
-    keys = [read_json(r / "info.json")["checkpoint_key"] for r in done]
+    keys = [read_whole(r / "info.json")["checkpoint_key"] for r in done]
     assert len(done) == 4 and len(set(keys)) == 4, "a trial completed twice, or one is missing"
     for name, key in before.items():      # finished before the interrupt: never run again
         assert [r.name for r in run_dirs(runs)
-                if read_json(r / "info.json").get("checkpoint_key") == key] == [name]
+                if read_whole(r / "info.json").get("checkpoint_key") == key] == [name]
     data = read_json(next((runs / "_sweeps").iterdir()) / "summary.json")
     assert data["complete"] and all(c["n"] == 2 for c in data["configurations"])
+    assert data["interrupted"] is None and data["counts"]["completed"] == 4
 
 
 BAD = {
@@ -221,16 +236,14 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_sweep_file_fails_fast_before_anything_starts(tmp_path, case):
+def test_bad_sweep_file_is_refused_before_anything_starts(tmp_path, case):
     from iwx import sweep
 
     text, message = BAD[case]
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    started = time.monotonic()
     code = sweep.main([str(path), "--runs-dir", str(tmp_path / "runs")])
     assert code == 2
-    assert time.monotonic() - started < 20
     assert not (tmp_path / "runs").exists(), "something started before the file was checked"
 
 

@@ -11,8 +11,14 @@ MongoDB a mirror of it:
   files) into the ``runs`` / ``metrics`` collections and GridFS. It is
   idempotent: a run is found again by ``meta.iwx_uid``, metrics are replaced
   whole, artifacts and sources are uploaded only when their MD5 changed, so
-  syncing twice duplicates nothing. Omniboard reads the result like any
-  Sacred run; tags from ``meta.tags`` become Omniboard tags (tags added in
+  syncing twice duplicates nothing. It is safe to run concurrently, from any
+  number of processes and machines: each run (and each source file) is written
+  under a claim held in MongoDB (iwx/experiment/claims.py), so one process at a
+  time reads the run's document, uploads and writes it; the others wait or come
+  back later. The claim holder also deletes the run's GridFS artifact files that
+  its document no longer names (a replaced artifact; leftovers of a process that
+  died mid-sync, or of syncs before the claims). Omniboard reads the result like
+  any Sacred run; tags from ``meta.tags`` become Omniboard tags (tags added in
   Omniboard are kept).
 - :class:`MirrorObserver` is the observer ``iwx.run --mongo URL`` attaches. It
   runs after the FileStorageObserver (lower priority) and mirrors the run at
@@ -34,11 +40,13 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pymongo
 from sacred.observers import RunObserver
 
+from iwx.experiment.claims import ClaimBusy, ClaimLost, Claims
 from iwx.experiment.mongo import database
 
 FORMAT = "MongoObserver-0.7.0"   # the run-document layout Sacred 0.8.7 writes (Omniboard reads it)
@@ -48,15 +56,26 @@ class SyncError(Exception):
     """A run folder could not be read completely (e.g. caught mid-write); retry later."""
 
 
-def _json(path: Path, default=None):
-    if not path.is_file():
-        if default is not None:
-            return default
-        raise SyncError(f"{path} is missing")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:   # caught while Sacred rewrote it: the next sync reads it whole
-        raise SyncError(f"{path} is being written ({exc})") from exc
+class SyncBusy(SyncError):
+    """Another process is writing this run into MongoDB right now; retry later."""
+
+
+def _json(path: Path, default=None, tries: int = 5):
+    """A JSON file of the run folder; a file caught while its writer rewrites it in
+    place (Sacred's file store does) is read again a few times before giving up."""
+    for attempt in range(tries):
+        if not path.is_file():
+            if default is not None:
+                return default
+            raise SyncError(f"{path} is missing")
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            if attempt == tries - 1:   # still torn: the next sync reads it whole
+                raise SyncError(f"{path} is being written ({exc})") from exc
+        except OSError as exc:
+            raise SyncError(f"{path} cannot be read ({exc})") from exc
+        time.sleep(0.05 * (attempt + 1))
 
 
 def _time(value):
@@ -90,12 +109,14 @@ def run_uid(run: dict, run_dir: Path) -> str:
 class Mirror:
     """Copies file-store runs into one MongoDB database (Sacred's layout)."""
 
-    def __init__(self, db):
+    def __init__(self, db, lease_s: float | None = None):
         import gridfs
 
         self.db = db
         self.runs, self.metrics = db["runs"], db["metrics"]
         self.fs = gridfs.GridFS(db)
+        self.claims = Claims(db) if lease_s is None else Claims(db, lease_s)
+        self.created: set[int] = set()     # MongoDB ids of the runs this mirror created
         # What this process already wrote, so a heartbeat re-sends only what changed:
         # metric name -> points, artifact name -> (size, mtime_ns, file_id), and the
         # GridFS id of each stored source file (its name carries its MD5: it never changes).
@@ -103,6 +124,7 @@ class Mirror:
         self._artifact_stat: dict[tuple[int, str], tuple] = {}
         self._source_ids: dict[tuple[str, Path], object] = {}
         self._indexed = False
+        self._holding: str | None = None   # the run claim held during a sync
 
     def forget(self) -> None:
         """Drop the cache (after a failed sync the database state is unknown)."""
@@ -133,6 +155,7 @@ class Mirror:
             try:
                 self.runs.insert_one({"_id": new_id, "meta": {"iwx_uid": uid},
                                       "status": "QUEUED"})
+                self.created.add(new_id)
                 return new_id, None
             except pymongo.errors.DuplicateKeyError:
                 again = self.runs.find_one({"meta.iwx_uid": uid}, {"_id": 1})
@@ -140,9 +163,22 @@ class Mirror:
                     return again["_id"], again
 
     def _put(self, path: Path, filename: str, md5: str):
+        if self._holding is not None:     # never upload under a claim that ran out
+            self.claims.renew(self._holding)
         content_type = mimetypes.guess_type(path.name)[0]
         with open(path, "rb") as f:
             return self.fs.put(f, filename=filename, md5=md5, content_type=content_type)
+
+    def _source_id(self, filename: str, path: Path):
+        """The GridFS id of a source file's content, uploaded once (under a claim on the
+        content: two runs syncing at once share one copy)."""
+        md5 = md5_of(path)
+        found = self.fs.find_one({"filename": filename, "md5": md5})
+        if found is not None:
+            return found._id
+        with self.claims.held(f"source:{md5}:{filename}", wait_s=30.0):
+            found = self.fs.find_one({"filename": filename, "md5": md5})
+            return found._id if found is not None else self._put(path, filename, md5)
 
     def _sources(self, run: dict, runs_dir: Path) -> list:
         """[[name, file_id]]: each source file in GridFS once per content (as Sacred does)."""
@@ -155,16 +191,14 @@ class Mirror:
             if key not in self._source_ids:
                 if not path.is_file():
                     continue
-                md5 = md5_of(path)
-                found = self.fs.find_one({"filename": filename, "md5": md5})
-                self._source_ids[key] = found._id if found is not None \
-                    else self._put(path, filename, md5)
+                self._source_ids[key] = self._source_id(filename, path)
             out.append([name, self._source_ids[key]])
         return out
 
     def _artifacts(self, run_id: int, names: list[str], run_dir: Path,
                    existing: list[dict]) -> list[dict]:
-        """[{name, file_id}], uploading only what is new or changed."""
+        """[{name, file_id}], uploading only what is new or changed (what it replaces is
+        deleted by :meth:`_drop_unnamed` once the document names the new file)."""
         have = {a["name"]: a["file_id"] for a in existing}
         out = []
         for name in names:
@@ -185,11 +219,17 @@ class Mirror:
                 file_id = old
             else:
                 file_id = self._put(path, f"artifact://runs/{run_id}/{name}", md5)
-                if old_doc is not None:
-                    self.fs.delete(old)
             self._artifact_stat[key] = (stat.st_size, stat.st_mtime_ns, file_id)
             out.append({"name": name, "file_id": file_id})
         return out
+
+    def _drop_unnamed(self, run_id: int, names, artifacts: list[dict]) -> None:
+        """Delete this run's GridFS artifact files its document does not name."""
+        keep = {a["file_id"] for a in artifacts}
+        filenames = [f"artifact://runs/{run_id}/{name}" for name in sorted(set(names))]
+        for f in self.db["fs.files"].find({"filename": {"$in": filenames}}, {"_id": 1}):
+            if f["_id"] not in keep:
+                self.fs.delete(f["_id"])
 
     def _metrics(self, run_id: int, metrics: dict) -> list[dict]:
         """Replace each metric whole (idempotent); returns Sacred's info.metrics list."""
@@ -208,9 +248,29 @@ class Mirror:
         return [{"id": str(d["_id"]), "name": d["name"]}
                 for d in self.metrics.find({"run_id": run_id}, {"name": 1}).sort("name", 1)]
 
-    def sync(self, run_dir: str | Path) -> int:
-        """Mirror one file-store run; returns its MongoDB ``_id``. Safe to repeat."""
+    def sync(self, run_dir: str | Path, wait_s: float = 0.0) -> int:
+        """Mirror one file-store run; returns its MongoDB ``_id``. Safe to repeat, and
+        to run beside other processes syncing the same run: raises :class:`SyncBusy`
+        when another holds the run's claim for longer than ``wait_s`` seconds."""
         run_dir = Path(run_dir)
+        uid = run_uid(_json(run_dir / "run.json"), run_dir)
+        key = f"run:{uid}"
+        try:
+            with self.claims.held(key, wait_s):
+                self._holding = key
+                try:
+                    return self._sync_held(run_dir, uid)
+                finally:
+                    self._holding = None
+        except ClaimBusy as exc:
+            raise SyncBusy(f"run {run_dir.name}: {exc}") from None
+        except ClaimLost as exc:
+            self.forget()
+            raise SyncBusy(f"run {run_dir.name}: {exc}") from None
+
+    def _sync_held(self, run_dir: Path, uid: str) -> int:
+        # Read under the claim: what another holder wrote before is never overwritten
+        # with an older reading of the folder.
         run = _json(run_dir / "run.json")
         config = _json(run_dir / "config.json", {})
         info = _json(run_dir / "info.json", {})
@@ -218,7 +278,6 @@ class Mirror:
         cout = run_dir / "cout.txt"
         captured = cout.read_text(errors="replace") if cout.is_file() else ""
         self._ensure_indexes()
-        uid = run_uid(run, run_dir)
         run_id, existing = self._run_id(uid)
         existing = existing or {}
         meta = dict(run.get("meta") or {})
@@ -230,19 +289,22 @@ class Mirror:
         experiment["sources"] = self._sources(run, run_dir.parent)
         tags = sorted(set((existing.get("omniboard") or {}).get("tags") or [])
                       | set(meta.get("tags") or []))
+        before = existing.get("artifacts") or []
+        artifacts = self._artifacts(run_id, run.get("artifacts", []), run_dir, before)
         doc = {"experiment": experiment, "format": FORMAT, "command": run.get("command"),
                "host": run.get("host", {}), "start_time": _time(run.get("start_time")),
                "config": config, "meta": meta, "status": run.get("status"),
-               "resources": run.get("resources", []),
-               "artifacts": self._artifacts(run_id, run.get("artifacts", []), run_dir,
-                                            existing.get("artifacts") or []),
+               "resources": run.get("resources", []), "artifacts": artifacts,
                "captured_out": captured, "info": info,
                "heartbeat": _time(run.get("heartbeat")), "result": run.get("result"),
                "omniboard.tags": tags}
         for optional in ("stop_time", "fail_trace"):
             if optional in run:
                 doc[optional] = _time(run[optional])
+        self.claims.renew(self._holding)
         self.runs.update_one({"_id": run_id}, {"$set": doc})
+        self._drop_unnamed(run_id, [*run.get("artifacts", []), *(a["name"] for a in before)],
+                           artifacts)
         return run_id
 
 
@@ -266,7 +328,9 @@ class MirrorObserver(RunObserver):
         self.failures = 0
         self._down = False
 
-    def _sync(self) -> bool:
+    FINAL_WAIT_S = 30.0   # at the end, how long to wait for another process syncing the run
+
+    def _sync(self, wait_s: float = 0.0) -> bool:
         if self.run_dir is None:
             return False
         with self._lock:
@@ -274,9 +338,11 @@ class MirrorObserver(RunObserver):
                 if self._mirror is None:
                     self._client, db = database(self.url)
                     self._mirror = Mirror(db)
-                self.mongo_id = self._mirror.sync(self.run_dir)
+                self.mongo_id = self._mirror.sync(self.run_dir, wait_s)
             except SyncError:
-                return False   # a file caught mid-write: the next heartbeat syncs it
+                # a file caught mid-write, or another process (iwx.resync) writing the
+                # run this moment: the next heartbeat syncs it
+                return False
             except Exception as exc:  # noqa: BLE001  (the database never decides a run's fate)
                 self.failures += 1
                 if self._mirror is not None:
@@ -304,9 +370,9 @@ class MirrorObserver(RunObserver):
 
     def _final(self):
         was_down = self._down
-        ok = self._sync()
+        ok = self._sync(self.FINAL_WAIT_S)
         if not ok and not was_down:   # one more try: a lost packet should not need a resync
-            ok = self._sync()
+            ok = self._sync(self.FINAL_WAIT_S)
         if ok:
             print(f"[iwx] mirrored into MongoDB {self.url} as run {self.mongo_id}", flush=True)
         else:

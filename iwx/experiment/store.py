@@ -26,6 +26,7 @@ Nothing here imports Ray, torch or the agents: reading records is cheap.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,11 +153,21 @@ def _metrics(entries: Iterable[tuple[str, list, list]]) -> Metrics:
 
 # --------------------------------------------------------------------------- file store
 
-def _read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default
+def _read_json(path: Path, default: Any = None, tries: int = 5) -> Any:
+    """A JSON file of a run folder, or ``default`` when absent or unreadable. Sacred's
+    file store rewrites ``run.json``, ``info.json`` and ``metrics.json`` of a live run
+    in place, so a read can meet one half written: that is read again a few times,
+    then treated as unreadable (never an error: a live run must not break a report)."""
+    for attempt in range(tries):
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return default
+        except (OSError, ValueError):
+            if attempt == tries - 1:
+                return default
+        time.sleep(0.05 * (attempt + 1))
+    return default
 
 
 def run_dirs(runs_dir: str | Path) -> list[Path]:

@@ -42,5 +42,10 @@ class TrialProgress(tune.Callback):
                        f"{', already done' if reused else ''})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        from iwx.tuning.outcomes import trial_error
+
+        error, elsewhere = trial_error(trial)
+        what = "still running in another process" if elsewhere else "FAILED"
         self.bar.update(1)
-        self.bar.write(f"  {self.describe(trial)}: FAILED (log: {trial.local_path})")
+        self.bar.write(f"  {self.describe(trial)}: {what}: {error} "
+                       f"(log: {trial.local_path})")
