@@ -20,7 +20,8 @@ def parse_args(argv=None):
                    help="gin file (repeatable; later files override earlier ones)")
     p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
                    help="extra gin binding (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed of the run (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="the one seed of the run, an integer in [0, 2**32) (default 0)")
     p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
                    help="also record into this MongoDB (default: $IWX_MONGO_URL)")
     p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
@@ -37,13 +38,29 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 completed, 2 refused before any compute (configuration, a run of
+    the same configuration already going, an unrecoverable checkpoint), 1 failed
+    (e.g. diverged), 130 / 143 interrupted by Ctrl-C / SIGTERM."""
     args = parse_args(argv)
-    from iwx.experiment.runner import RunSpec, run
+    import shlex
 
-    record = run(RunSpec(gin_files=tuple(args.gin), bindings=tuple(args.gin_param),
-                         seed=args.seed, runs_dir=args.runs_dir, mongo=args.mongo,
-                         fresh=args.fresh, tags=tuple(args.tag), progress=not args.no_progress,
-                         video=args.video))
+    from iwx.experiment.runner import RunSpec, RunStopped, run
+
+    again = "python -m iwx.run " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        record = run(RunSpec(gin_files=tuple(args.gin), bindings=tuple(args.gin_param),
+                             seed=args.seed, runs_dir=args.runs_dir, mongo=args.mongo,
+                             fresh=args.fresh, tags=tuple(args.tag),
+                             progress=not args.no_progress, video=args.video))
+    except RunStopped as exc:
+        print(exc, file=sys.stderr)
+        if exc.resumable:
+            print(f"[iwx] to resume, run the same command again: {again}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:   # before the run started: nothing recorded
+        print("[iwx] interrupted before the run started; nothing was recorded",
+              file=sys.stderr)
+        return 130
     return 0 if record is not None else 2
 
 

@@ -118,7 +118,10 @@ def test_killed_run_resumes_to_the_same_numbers(dense_run, tmp_path, kill_at):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from checkpoint '{kill_at}'" in resumed.stdout
     first, second = run_dirs(tmp_path)
-    assert read_json(first / "run.json")["status"] == "RUNNING"  # killed: never closed
+    # killed: it never closed its record; the run resuming it did
+    closed = read_json(first / "run.json")
+    assert closed["status"] == "INTERRUPTED" and closed["resumed_by"] == "2"
+    assert closed["stop_time"] == (closed["heartbeat"] or closed["start_time"])
     assert read_json(second / "info.json")["resumed_from"] == {"run_id": "1", "checkpoint": kill_at}
     assert _returns(second) == _returns(run)
     # the resumed record is complete: history before the kill is replayed into it
@@ -160,10 +163,9 @@ def test_unknown_command_line_binding_fails_fast(tmp_path):
 def test_invalid_value_fails_before_training(tmp_path):
     proc = iwx_run(tmp_path / "runs", params=[
         "IWPL.temperature = @ConstrainedTemperature", "ConstrainedTemperature.epsilon = 30.0"])
-    assert proc.returncode != 0
-    assert "log K" in proc.stderr
-    metrics = read_json(run_dirs(tmp_path / "runs")[0] / "metrics.json")
-    assert metrics == {}  # failed at construction, before a single update
+    assert proc.returncode == 2                        # refused with the configuration
+    assert "log K" in proc.stderr and "ConstrainedTemperature.epsilon" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not run_dirs(tmp_path / "runs")   # no record
 
 
 @pytest.mark.parametrize("critic, extra, variants", [

@@ -9,7 +9,8 @@ What a run records:
             adapt/<variant>/return[/task_NN] per adaptation episode
   artifacts config.gin, operative_config.gin, model.pt (π0 and ψ / critic),
             results.json, adaptation.png
-Observers: a FileStorageObserver under ``runs_dir`` always (the record); when a
+Observers: a file store under ``runs_dir`` always (the record; written so that a
+full disk loses nothing silently: iwx/experiment/durable.py); when a
 MongoDB URL is given, a MirrorObserver that copies the file-store run into
 MongoDB in Sacred's layout at the start, every heartbeat and the end (a
 database that is down or dies never decides whether a run lives, and
@@ -30,8 +31,9 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from sacred import SETTINGS, Experiment  # noqa: E402
-from sacred.observers import FileStorageObserver  # noqa: E402
 from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
+
+from iwx.experiment.durable import DurableFileObserver  # noqa: E402
 
 SETTINGS.CAPTURE_MODE = "sys"  # works under Ray workers and with progress bars
 SETTINGS.CONFIG.READ_ONLY_CONFIG = False
@@ -71,7 +73,7 @@ def make_experiment(name: str, config: dict, runs_dir: str | Path,
     ex = Experiment(name, save_git_info=_git_state_readable())
     ex.captured_out_filter = apply_backspaces_and_linefeeds
     ex.add_config(config)
-    ex.observers.append(FileStorageObserver(str(runs_dir)))
+    ex.observers.append(DurableFileObserver(str(runs_dir)))   # the record: observers[0]
     if mongo_url:
         ex.observers.append(mongo_observer(mongo_url, runs_dir))
     return ex

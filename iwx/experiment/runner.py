@@ -34,6 +34,17 @@ from iwx.experiment.gin_config import ConfigError, GinConfig, flat_bindings, par
 PREFIX = "iwx.run"   # how messages name the run, whichever tool started it
 
 
+class RunStopped(Exception):
+    """A run that ended without completing, with what to tell the user and the
+    process's exit status (130 Ctrl-C, 143 SIGTERM: 128 + the signal, as a shell
+    reports a process a signal ended; 1 a failure)."""
+
+    def __init__(self, message: str, exit_code: int = 1, *, resumable: bool = False):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.resumable = resumable
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     """Everything one run needs, as plain data (picklable: it crosses processes)."""
@@ -72,21 +83,32 @@ class RunRecord:
 
 
 def flag_bindings(spec: RunSpec) -> list[str]:
-    """The bindings a run parses after its files: the spec's, then its flags' (these
-    enter the configuration key: a run without progress bars is another key)."""
-    params = list(spec.bindings)
-    if not spec.progress:
-        params += ["MultiTaskTraining.progress = False", "Adaptation.progress = False"]
-    if spec.video:
-        params += ["Adaptation.video = True"]
-    return params
+    """The bindings a run parses after its files: the spec's. They enter the
+    configuration key; the flags that change nothing computed (progress bars, the
+    video) do not: :func:`apply_flags` binds them when the run executes, so a run
+    made with ``--no-progress`` resumes or is reused by one made without it."""
+    return list(spec.bindings)
+
+
+def apply_flags(spec: RunSpec) -> None:
+    """Bind the display flags (after the key and the recorded bindings were taken)."""
+    import gin
+
+    with gin.unlock_config():
+        if not spec.progress:
+            gin.bind_parameter("MultiTaskTraining.progress", False)
+            gin.bind_parameter("Adaptation.progress", False)
+        if spec.video:
+            gin.bind_parameter("Adaptation.video", True)
 
 
 def prepare(spec: RunSpec) -> Prepared:
-    """Parse the spec's configuration into gin (raises ConfigError) and derive its key
-    and identity."""
+    """Check the seed, parse the spec's configuration into gin and check every value
+    (raises ConfigError: iwx.experiment.validate), and derive its key and identity."""
     from iwx.experiment.identity import identity_from_bindings
+    from iwx.experiment.validate import check_seed
 
+    check_seed(spec.seed)
     config = parse(list(spec.gin_files), flag_bindings(spec))
     return Prepared(spec, config, config.key(spec.seed), identity_from_bindings(flat_bindings()))
 
@@ -132,38 +154,75 @@ def completed_run(prepared: Prepared) -> RunRecord | None:
 
 
 def execute(prepared: Prepared) -> RunRecord:
-    """The Sacred run of a prepared configuration (gin must still hold it)."""
+    """The Sacred run of a prepared configuration (gin must still hold it).
+
+    Holds the configuration key's run lock for the whole run (a second identical
+    command is refused, exit 2, naming the first); a checkpoint neither readable
+    nor recoverable is refused before any record exists. Raises
+    :class:`RunStopped` for a run that ended without
+    completing (interrupted, diverged, its record not writable), saying what to do.
+    """
+    from iwx.experiment.run_lock import RunLock, RunLocked, lock_path
+
+    spec, key = prepared.spec, prepared.key
+    lock = RunLock(lock_path(spec.runs_dir, key), key=key)
+    try:
+        lock.acquire()
+    except RunLocked as exc:
+        raise RunStopped(f"{PREFIX}: {exc}", 2) from None
+    try:
+        return _execute_locked(prepared)
+    finally:
+        lock.release()
+
+
+def _execute_locked(prepared: Prepared) -> RunRecord:
     import uuid
 
     import gin
 
     from iwx.experiment import outcome
+    from iwx.experiment.durable import RecordError
+    from iwx.experiment.lineage import mark_resumed
     from iwx.experiment.recording import make_experiment
-    from iwx.loops.checkpoint import Checkpointer
+    from iwx.experiment.stops import (Terminated, interrupt_exit_code, interrupt_name,
+                                      stop_signals)
+    from iwx.loops.checkpoint import CheckpointError, Checkpointer
+    from iwx.loops.guard import DivergenceError
     from iwx.loops.logger import MemoryLogger
     from iwx.loops.pipeline import pretrain_and_adapt
 
     spec, cfg, key, identity = prepared.spec, prepared.config, prepared.key, prepared.identity
     runs_dir = Path(spec.runs_dir)
-    checkpoints = Checkpointer(runs_dir / "_checkpoints" / key)
+    checkpoints = Checkpointer(runs_dir / "_checkpoints" / key, tolerate_write_errors=True)
     if spec.fresh:
         checkpoints.clear()
+    try:   # a bad checkpoint is refused before a record exists
+        previous = checkpoints.load()
+    except CheckpointError as exc:
+        raise RunStopped(f"{PREFIX}: {exc}", 2) from None
+    resumed_from = None if previous is None else {"run_id": previous.get("run_id"),
+                                                  "checkpoint": previous.get("label")}
+    checkpoints.preload(previous)   # the pipeline's load() gets it without reading again
+    del previous
     config = {"seed": spec.seed, "gin_files": list(cfg.files), "gin_params": list(cfg.params),
               "bindings": flat_bindings(), "identity": dict(identity)}
+    apply_flags(spec)
     ex = make_experiment("iwx", config, runs_dir, spec.mongo)
+    record = ex.observers[0]          # the file store (iwx.experiment.durable)
+    written: list[str] = []           # the artifacts the run must leave on disk
 
     @ex.main
     def experiment(_run, seed):
         _run.info["gin_text"] = cfg.text
         _run.info["checkpoint_key"] = key
         _run.info["identity"] = dict(identity)
-        previous = checkpoints.load()
-        if previous is not None:
-            _run.info["resumed_from"] = {"run_id": previous.get("run_id"),
-                                         "checkpoint": previous.get("label")}
-            print(f"[iwx] resuming from checkpoint {previous.get('label')!r} "
-                  f"of run {previous.get('run_id')}")
-        del previous
+        if resumed_from is not None:
+            _run.info["resumed_from"] = resumed_from
+            print(f"[iwx] resuming from checkpoint {resumed_from['checkpoint']!r} "
+                  f"of run {resumed_from['run_id']}")
+            _close_predecessor(mark_resumed(runs_dir, resumed_from["run_id"], _run._id),
+                               spec.mongo)
         checkpoints.meta = {"run_id": _run._id}
         logger = MemoryLogger(sink=lambda name, value, step: _run.log_scalar(name, value, step))
         with tempfile.TemporaryDirectory() as tmp:
@@ -178,19 +237,67 @@ def execute(prepared: Prepared) -> RunRecord:
             outcome.write_figures(result, logger.history, out, title=", ".join(cfg.files))
             for f in sorted(out.iterdir()):
                 _run.add_artifact(str(f), f.name)
+                written.append(f.name)
+        record.raise_if_lost()   # FAILED, loudly, with the checkpoint kept
         print(outcome.summary_text(result, logger.history, headline))
         _run.info["summary"] = headline
-        checkpoints.clear()
         return headline
 
     meta_info = {"iwx_uid": uuid.uuid4().hex, "tags": list(spec.tags), **spec.meta}
-    sacred_run = ex.run(config_updates={"seed": spec.seed}, meta_info=meta_info,
-                        options={"--force": False})
+    kept = f"its last checkpoint is kept in {checkpoints.directory}"
+    try:
+        with stop_signals():
+            sacred_run = ex.run(config_updates={"seed": spec.seed}, meta_info=meta_info,
+                                options={"--force": False})
+    except (KeyboardInterrupt, Terminated) as exc:
+        raise RunStopped(f"[iwx] run {_current_id(ex)} interrupted by {interrupt_name(exc)} "
+                         f"and recorded as INTERRUPTED; {kept}",
+                         interrupt_exit_code(exc), resumable=True) from None
+    except DivergenceError as exc:
+        raise RunStopped(f"{PREFIX}: run {_current_id(ex)} stopped (status FAILED):\n"
+                         f"{exc.diagnostic}",
+                         1) from None
+    except RecordError as exc:
+        raise RunStopped(f"{PREFIX}: run {_current_id(ex)}: {exc}\n{kept}: once the file "
+                         "store can be written again", 1, resumable=True) from None
+    except OSError as exc:   # e.g. the temporary folder the artifacts are made in is full
+        raise RunStopped(f"{PREFIX}: run {_current_id(ex)} failed: {exc}\n{kept}",
+                         1, resumable=True) from None
+    run_dir = runs_dir / str(sacred_run._id)
+    try:   # the checkpoint goes only once the record is complete on disk
+        record.verify(written)
+    except RecordError as exc:
+        raise RunStopped(f"{PREFIX}: run {sacred_run._id}: {exc}\n{kept}: once the file "
+                         "store can be written again", 1, resumable=True) from None
+    checkpoints.clear()
     print(f"[iwx] recorded run {sacred_run._id} in {runs_dir}"
           + (f" and MongoDB {spec.mongo}" if spec.mongo else ""))
-    run_dir = runs_dir / str(sacred_run._id)
     return RunRecord(str(sacred_run._id), run_dir,
                      json.loads((run_dir / "results.json").read_text()), key, dict(identity))
+
+
+def _current_id(ex) -> str:
+    run = getattr(ex, "current_run", None)
+    return "?" if run is None or run._id is None else str(run._id)
+
+
+def _close_predecessor(run_dir: Path | None, mongo: str | None) -> None:
+    """Mirror a predecessor's corrected record into MongoDB too (best effort: the
+    file store is the record; ``iwx.resync`` repairs what this misses)."""
+    if run_dir is None or not mongo:
+        return
+    try:
+        from iwx.experiment.mirror import Mirror
+        from iwx.experiment.mongo import database
+
+        client, db = database(mongo, timeout_ms=5000)
+        try:
+            Mirror(db).sync(run_dir)
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001
+        print(f"[iwx] could not mark run {run_dir.name} as resumed in MongoDB ({exc}); "
+              "python -m iwx.resync will", file=sys.stderr)
 
 
 def run_captured(spec: RunSpec) -> dict:
@@ -210,6 +317,8 @@ def run_captured(spec: RunSpec) -> dict:
         record = None
         try:
             record = run(spec)
+        except RunStopped as exc:   # its message says what happened and what to do
+            print(exc, file=sys.stderr)
         except Exception:  # noqa: BLE001  (reported like a failed command)
             traceback.print_exc()
         sys.stdout.flush()
