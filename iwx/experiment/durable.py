@@ -28,6 +28,7 @@ written so that nothing is lost silently:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,14 +44,15 @@ class RecordError(OSError):
     """The run's record could not be written to the file store."""
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """``path`` holds ``data`` or is untouched: a unique temporary file in the same
-    folder, flushed and fsync'ed, then renamed over ``path``."""
-    path = Path(path)
+@contextlib.contextmanager
+def _replacing(path: Path):
+    """A binary file to fill; on leaving, flushed, fsync'ed and renamed over ``path``
+    (a unique temporary file in the same folder: ``path`` is whole, old or new; on an
+    error the temporary file is removed and ``path`` untouched)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -62,21 +64,15 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """``path`` holds ``data`` or is untouched."""
+    with _replacing(Path(path)) as f:
+        f.write(data)
+
+
 def copy_atomically(source: str | os.PathLike, path: str | os.PathLike) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with _replacing(Path(path)) as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def describe(exc: BaseException) -> str:
