@@ -175,6 +175,16 @@ def _where(found: _Found, sources) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ checking
+def _scoped(config, table: dict):
+    """(name, scope, entry) for every configurable of ``table`` the configuration knows,
+    in every scope a binding names (rules and relations are applied alike)."""
+    for name, entry in table.items():
+        configurable = config.configurable(name)
+        if configurable is not None:
+            for scope in config.scopes(configurable.selector):
+                yield name, scope, entry
+
+
 def check_configuration(sources: Sequence[tuple[str, str]] = (), *, local: bool = True) -> None:
     """Check gin's parsed configuration against :data:`RULES` and :data:`RELATIONS`, and
     (``local``) the device and the ``pretrained`` model; raise :class:`ConfigError`
@@ -183,39 +193,31 @@ def check_configuration(sources: Sequence[tuple[str, str]] = (), *, local: bool 
     config = _Config()
     problems: list[str] = []
     seen: set[tuple] = set()
-    for name, rules in RULES.items():
-        configurable = config.configurable(name)
-        if configurable is None:
-            continue
-        for scope in config.scopes(configurable.selector):
-            for param, rule in rules.items():
-                found = config.find(name, param, scope)
-                if found is None or found.unknown or found.reference \
-                        or (rule.local and not local):
-                    continue
-                if found.key() in seen:
-                    continue
-                seen.add(found.key())
-                if not rule.test(found.value):
-                    config.refused.add(found.key())
-                    problems.append("\n".join([f"{found.shown()} is not allowed: expected "
-                                               f"{rule.words()}", *_where(found, sources)]))
+    for name, scope, rules in _scoped(config, RULES):
+        for param, rule in rules.items():
+            found = config.find(name, param, scope)
+            if found is None or found.unknown or found.reference \
+                    or (rule.local and not local):
+                continue
+            if found.key() in seen:
+                continue
+            seen.add(found.key())
+            if not rule.test(found.value):
+                config.refused.add(found.key())
+                problems.append("\n".join([f"{found.shown()} is not allowed: expected "
+                                           f"{rule.words()}", *_where(found, sources)]))
     reported: set[str] = set()
-    for name, relations in RELATIONS.items():
-        configurable = config.configurable(name)
-        if configurable is None:
-            continue
-        for scope in config.scopes(configurable.selector):
-            for relation in relations:
-                values = Values(config, name, scope)
-                try:
-                    message = relation(values)
-                except SkipRelation:
-                    continue
-                if message and message not in reported:
-                    reported.add(message)
-                    where = [w for found in values.read for w in _where(found, sources)]
-                    problems.append("\n".join([message, *dict.fromkeys(where)]))
+    for name, scope, relations in _scoped(config, RELATIONS):
+        for relation in relations:
+            values = Values(config, name, scope)
+            try:
+                message = relation(values)
+            except SkipRelation:
+                continue
+            if message and message not in reported:
+                reported.add(message)
+                where = [w for found in values.read for w in _where(found, sources)]
+                problems.append("\n".join([message, *dict.fromkeys(where)]))
     if not problems and local:
         problem = _pretrained_problem(config, sources)
         if problem:
