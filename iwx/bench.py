@@ -7,6 +7,8 @@
     python -m iwx.bench --gin_param 'WIDTH = 256'   # a binding on every file it parses
     python -m iwx.bench distributed           # DistributedTraining against the single loop
                                               # (iwx.benchmarks.distributed)
+    python -m iwx.bench omniboard             # Omniboard's runs list per record layout
+                                              # (iwx.benchmarks.omniboard)
 
 Measured side by side in one process, on the same device (cuda when available):
 
@@ -197,6 +199,10 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["omniboard"]:     # what Omniboard loads for each record layout
+        from iwx.benchmarks.omniboard import main as omniboard
+
+        return omniboard(argv[1:])
     if argv[:1] == ["distributed"]:   # distributed against single-process training
         from iwx.benchmarks.distributed import main as distributed
 

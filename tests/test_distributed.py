@@ -42,7 +42,8 @@ def run_in_process(runs_dir, gin_stem: str, params=(), seed: int = 0):
 
 
 def metric(run, name):
-    series = read_json(run / "metrics.json")[name]
+    """A series as the loop logged it (series.json: against learner updates)."""
+    series = read_json(run / "series.json")[name]
     return series["steps"], series["values"]
 
 
@@ -59,7 +60,7 @@ def test_every_method_trains_distributed_and_adapts(ray_context, tmp_path, metho
                  "train/env_steps_per_s", "train/param_lag", "train/learner_wait_fraction",
                  "train/actor_wait_fraction", "train/actor_00/env_steps_per_s",
                  "train/actor_01/env_steps_per_s", "train/actor_restarts"):
-        assert name in read_json(run / "metrics.json"), name
+        assert name in read_json(run / "series.json"), name
     # TINY: 8 updates x 8 x 10 per 4 episodes x 20 steps -> r = 8 samples per insert. The
     # limiter keeps |r (I - m) - S| <= b, b = (2 actors / 2 + 1) x 8 x 80 + 80 (the default),
     # and the run logs S / (I - m) with S = 48 updates x 80:

@@ -15,7 +15,8 @@ DISTRIBUTED = ["pretrain_and_adapt.training = @DistributedTraining()",
 
 
 def metric(run, name):
-    series = read_json(run / "metrics.json")[name]
+    """A series as the loop logged it (series.json: against learner updates)."""
+    series = read_json(run / "series.json")[name]
     return series["steps"], series["values"]
 
 
@@ -67,7 +68,7 @@ def test_sweep_of_distributed_trials_reserves_their_actors(tmp_path):
     assert spans[0][1] <= spans[1][0], f"trials overlapped: {spans}"
     for r in done:
         assert read_json(r / "config.json")["bindings"]["DistributedTraining"]["actors"] == 2
-        assert "train/actor_01/env_steps_per_s" in read_json(r / "metrics.json")
+        assert "train/actor_01/env_steps_per_s" in read_json(r / "series.json")
 
 
 def test_sweep_whose_trial_cannot_fit_is_refused(tmp_path):

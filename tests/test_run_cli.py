@@ -37,7 +37,8 @@ def test_run_is_recorded_with_gin_text_bindings_metrics_and_checkpoint(recorded)
     assert "\nK = 16\n" in info["operative_config"]
     assert (run / "operative_config.gin").read_text() == info["operative_config"]
 
-    metrics = read_json(run / "metrics.json")
+    # the whole history: series.json, as the loops logged it (learner updates, episodes)
+    metrics = read_json(run / "series.json")
     assert metrics["train/critic_loss"]["steps"] == [8, 16, 24, 32, 40, 48]
     for name in ("train/return", "train/prior_loss", "train/alpha", "train/kl_to_prior"):
         assert len(metrics[name]["values"]) == 6, name
@@ -49,12 +50,38 @@ def test_run_is_recorded_with_gin_text_bindings_metrics_and_checkpoint(recorded)
         # the headline series is the mean of the per-task series (2 seeds each)
         assert np.allclose(np.mean(per_task, axis=0), series["values"])
 
+    # Sacred's metrics: the browsable subset, training against env steps
+    sacred = read_json(run / "metrics.json")
+    env_steps = metrics["train/env_steps"]["values"]
+    assert sacred["train/critic_loss"]["steps"] == env_steps
+    assert sacred["train/return"]["values"] == metrics["train/return"]["values"]
+    assert {k: sacred["adapt/IW/return"][k] for k in ("steps", "values")} == \
+        metrics["adapt/IW/return"]
+    assert not [k for k in sacred if "/task_" in k or k == "train/env_steps"
+                or k.startswith("perf/")]
+    assert "samples_per_insert" in info["throughput"]
+
     results = read_json(run / "results.json")
     for variant in ("Shared Q + IW", "IW"):
         returns = np.array(results["returns"][variant])
         assert returns.shape == (3, 2, 3)  # tasks, seeds, episodes
         assert np.allclose(returns.mean(axis=(0, 1)), metrics[f"adapt/{variant}/return"]["values"])
     assert len(results["oracle"]) == 3
+
+    # a run that names itself: experiment, command, top-level headline config, result
+    record = read_json(run / "run.json")
+    assert record["experiment"]["name"] == "point_nav_iwpl"
+    assert record["command"] == "pretrain_and_adapt"
+    assert {k: config[k] for k in ("task", "method", "K", "alpha", "updates")} == {
+        "task": "point_nav", "method": "iwpl", "K": 16, "alpha": 0.03, "updates": 48}
+    assert config["uid"] == record["meta"]["iwx_uid"][:8]
+    assert f"(uid {config['uid']})" in proc.stdout
+    summary = info["summary"]["IW"]["last3_mean"]
+    assert record["result"]["IW/last3"] == float(f"{summary:.3g}")
+    assert set(record["result"]) >= {"Shared Q + IW/last3", "IW/oracle_%", "train/final_return"}
+    # the package's sources are recorded, under their place in the package
+    sources = dict(record["experiment"]["sources"])
+    assert {"iwx/loops/training.py", "iwx/experiment/runner.py"} <= set(sources)
 
     model = torch.load(run / "model.pt", weights_only=False)
     assert {"prior", "critic"} <= set(model)

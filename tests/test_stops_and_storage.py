@@ -177,7 +177,7 @@ def test_disk_full_for_a_moment_loses_nothing(small_store):
     for name in ("results.json", "model.pt", "config.gin", "operative_config.gin"):
         assert (run / name).is_file(), name
     torch.load(run / "model.pt", weights_only=False)
-    metrics = read_json(run / "metrics.json")
+    metrics = read_json(run / "series.json")   # against learner updates
     steps = metrics["train/return"]["steps"]
     assert steps == sorted(steps) and steps[-1] == 400   # every logging period, none lost
     assert len(steps) == 400 // 8

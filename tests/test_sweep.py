@@ -334,7 +334,7 @@ def test_report_on_the_sweep_from_mongodb_matches_the_records(mongo_sweep, tmp_p
     for run in completed(mongo_sweep["runs"]):
         if read_json(run / "config.json")["bindings"]["IWPA"]["alpha"] != 0.03:
             continue
-        metrics = read_json(run / "metrics.json")
+        metrics = read_json(run / "series.json")   # per-task series live there
         for name in sorted(m for m in metrics if m.startswith("adapt/Shared Q + IW/return/task_")):
             values = np.asarray(metrics[name]["values"])
             curves.append([values[max(0, e - 4):e + 1].mean() for e in range(len(values))])

@@ -236,6 +236,7 @@ RULES: dict[str, dict[str, Rule]] = {
                  "max_reset_attempts": POSITIVE_INT},
     "standing_still_returns": {"seed": SEEDS},
     "run_identity": {"task": optional(TEXT), "method": optional(TEXT)},
+    "RecordedMetrics": {"per_task": FLAG, "throughput": FLAG},
 }
 
 # Parameters with a literal default that are no value to check: passed by the caller
@@ -244,4 +245,5 @@ EXEMPT = {"CheetahVelVec.task_ids", "GTTVec.task_ids", "GoToRingVec.task_ids",
           "MoveBoxVec.task_ids", "ReachVec.task_ids", "PointNavVec.task_ids",
           "TaskReplay.extra_spec", "MPO.prior", "ActorCritic.prior",
           "pretrain_and_adapt.training", "pretrain_and_adapt.adaptation",
-          "pretrain_and_adapt.oracle", "pretrain_and_adapt.baseline"}
+          "pretrain_and_adapt.oracle", "pretrain_and_adapt.baseline",
+          "RecordedMetrics.log_scalar", "RecordedMetrics.info"}

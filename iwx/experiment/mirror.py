@@ -9,7 +9,9 @@ MongoDB a mirror of it:
 - :class:`Mirror` copies one run folder (``run.json``, ``config.json``,
   ``info.json``, ``metrics.json``, ``cout.txt``, the artifacts and the source
   files) into the ``runs`` / ``metrics`` collections and GridFS. It is
-  idempotent: a run is found again by ``meta.iwx_uid``, metrics are replaced
+  idempotent: a run is found again by ``meta.iwx_uid`` (a new run takes its
+  file-store id as ``_id`` when that id is free, so ``run 9`` names the same run
+  in both stores; else the next free id), metrics are replaced
   whole, artifacts and sources are uploaded only when their MD5 changed, so
   syncing twice duplicates nothing. It is safe to run concurrently, from any
   number of processes and machines: each run (and each source file) is written
@@ -35,7 +37,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import mimetypes
 import os
 import socket
 import sys
@@ -46,6 +47,7 @@ from pathlib import Path
 import pymongo
 from sacred.observers import RunObserver
 
+from iwx.experiment.artifacts import content_type as artifact_content_type
 from iwx.experiment.claims import ClaimBusy, ClaimLost, Claims
 from iwx.experiment.mongo import database
 
@@ -142,16 +144,20 @@ class Mirror:
             self.runs.create_index("meta.iwx_uid")
         self._indexed = True
 
-    def _run_id(self, uid: str) -> tuple[int, dict | None]:
-        """The MongoDB ``_id`` of the run with this uid, created (Sacred's auto-increment)
-        when it is new; and its current document."""
+    def _run_id(self, uid: str, wanted: int | None = None) -> tuple[int, dict | None]:
+        """The MongoDB ``_id`` of the run with this uid and its current document; a new
+        run gets ``wanted`` (its file-store id, so both stores name it alike) when that
+        id is free, else the next id after the largest (Sacred's auto-increment)."""
         existing = self.runs.find_one({"meta.iwx_uid": uid},
                                       {"artifacts": 1, "experiment.sources": 1, "omniboard": 1})
         if existing is not None:
             return existing["_id"], existing
         while True:
-            last = list(self.runs.find({}, {"_id": 1}).sort("_id", -1).limit(1))
-            new_id = (last[0]["_id"] + 1) if last and isinstance(last[0]["_id"], int) else 1
+            if wanted is not None and self.runs.find_one({"_id": wanted}, {"_id": 1}) is None:
+                new_id, wanted = wanted, None    # tried once: a race for it falls back
+            else:
+                last = list(self.runs.find({}, {"_id": 1}).sort("_id", -1).limit(1))
+                new_id = (last[0]["_id"] + 1) if last and isinstance(last[0]["_id"], int) else 1
             try:
                 self.runs.insert_one({"_id": new_id, "meta": {"iwx_uid": uid},
                                       "status": "QUEUED"})
@@ -165,7 +171,7 @@ class Mirror:
     def _put(self, path: Path, filename: str, md5: str):
         if self._holding is not None:     # never upload under a claim that ran out
             self.claims.renew(self._holding)
-        content_type = mimetypes.guess_type(path.name)[0]
+        content_type = artifact_content_type(path.name)
         with open(path, "rb") as f:
             return self.fs.put(f, filename=filename, md5=md5, content_type=content_type)
 
@@ -278,7 +284,8 @@ class Mirror:
         cout = run_dir / "cout.txt"
         captured = cout.read_text(errors="replace") if cout.is_file() else ""
         self._ensure_indexes()
-        run_id, existing = self._run_id(uid)
+        run_id, existing = self._run_id(uid, int(run_dir.name) if run_dir.name.isdigit()
+                                        else None)
         existing = existing or {}
         meta = dict(run.get("meta") or {})
         meta["iwx_uid"] = uid

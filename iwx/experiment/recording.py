@@ -2,13 +2,19 @@
 
 What a run records:
   config    seed, the gin files, and every binding flattened under ``bindings``
-            (filterable in MongoDB / Omniboard as config.bindings.IWPL.num_samples)
+            (filterable in MongoDB as config.bindings.IWPL.num_samples), and the
+            headline keys task, method, uid, K, alpha, updates and a sweep trial's
+            swept bindings at the top, where Omniboard filters and shows columns
+            (iwx/experiment/headline.py)
   info      the full gin text, the operative config after the run, checkpoint key,
             which checkpoint a resumed run started from, headline results
-  metrics   train/* per logging period (step = learner updates),
-            adapt/<variant>/return[/task_NN] per adaptation episode
+  metrics   a browsable set (iwx/experiment/metrics.py): train/* aggregates per
+            logging period against env steps, adapt/<variant>/return per
+            adaptation episode; per-task and throughput series by binding
   artifacts config.gin, operative_config.gin, model.pt (π0 and ψ / critic),
-            results.json, adaptation.png
+            results.json, series.json (every logged series), adaptation.png,
+            training.png
+  sources   every module of the iwx package, and the git commit where there is one
 Observers: a file store under ``runs_dir`` always (the record; written so that a
 full disk loses nothing silently: iwx/experiment/durable.py); when a
 MongoDB URL is given, a MirrorObserver that copies the file-store run into
@@ -31,8 +37,8 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 from sacred import SETTINGS, Experiment  # noqa: E402
-from sacred.utils import apply_backspaces_and_linefeeds  # noqa: E402
 
+from iwx.experiment.captured import clean_captured_out  # noqa: E402
 from iwx.experiment.durable import DurableFileObserver  # noqa: E402
 
 SETTINGS.CAPTURE_MODE = "sys"  # works under Ray workers and with progress bars
@@ -68,10 +74,23 @@ def _git_state_readable() -> bool:
         return False
 
 
+PACKAGE = Path(__file__).resolve().parents[1]    # iwx/
+
+
+def package_sources() -> list[Path]:
+    """Every module of the iwx package: recorded with each run (Sacred stores a file
+    once per content, in the file store's ``_sources`` and in GridFS), so a run can be
+    traced to the code that made it where no git commit names it (an installed wheel,
+    uncommitted changes)."""
+    return sorted(PACKAGE.rglob("*.py"))
+
+
 def make_experiment(name: str, config: dict, runs_dir: str | Path,
                     mongo_url: str | None = None) -> Experiment:
-    ex = Experiment(name, save_git_info=_git_state_readable())
-    ex.captured_out_filter = apply_backspaces_and_linefeeds
+    ex = Experiment(name, base_dir=str(PACKAGE.parent), save_git_info=_git_state_readable())
+    for source in package_sources():
+        ex.add_source_file(str(source))
+    ex.captured_out_filter = clean_captured_out   # a log, never a torn bar
     ex.add_config(config)
     ex.observers.append(DurableFileObserver(str(runs_dir)))   # the record: observers[0]
     if mongo_url:

@@ -181,7 +181,7 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
 
     import gin
 
-    from iwx.experiment import outcome
+    from iwx.experiment import headline, outcome
     from iwx.experiment.durable import RecordError
     from iwx.experiment.lineage import mark_resumed
     from iwx.experiment.recording import make_experiment
@@ -190,7 +190,9 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
     from iwx.loops.checkpoint import CheckpointError, Checkpointer
     from iwx.loops.guard import DivergenceError
     from iwx.loops.logger import MemoryLogger
-    from iwx.loops.pipeline import pretrain_and_adapt
+    from iwx.experiment.metrics import RecordedMetrics, series
+    from iwx.experiment.artifacts import content_type
+    from iwx.loops import pipeline
 
     spec, cfg, key, identity = prepared.spec, prepared.config, prepared.key, prepared.identity
     runs_dir = Path(spec.runs_dir)
@@ -205,15 +207,20 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
                                                   "checkpoint": previous.get("label")}
     checkpoints.preload(previous)   # the pipeline's load() gets it without reading again
     del previous
-    config = {"seed": spec.seed, "gin_files": list(cfg.files), "gin_params": list(cfg.params),
-              "bindings": flat_bindings(), "identity": dict(identity)}
+    uid = uuid.uuid4().hex
+    bindings = flat_bindings()
+    config = {**headline.headline_config(bindings, identity, uid,
+                                         (spec.meta.get("sweep") or {}).get("params")),
+              "seed": spec.seed, "gin_files": list(cfg.files), "gin_params": list(cfg.params),
+              "bindings": bindings, "identity": dict(identity)}
     apply_flags(spec)
-    ex = make_experiment("iwx", config, runs_dir, spec.mongo)
+    ex = make_experiment(headline.experiment_name(identity, cfg.files), config, runs_dir,
+                         spec.mongo)
     record = ex.observers[0]          # the file store (iwx.experiment.durable)
     written: list[str] = []           # the artifacts the run must leave on disk
 
     @ex.main
-    def experiment(_run, seed):
+    def pretrain_and_adapt(_run, seed):   # the name Omniboard shows as the run's command
         _run.info["gin_text"] = cfg.text
         _run.info["checkpoint_key"] = key
         _run.info["identity"] = dict(identity)
@@ -224,26 +231,27 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
             _close_predecessor(mark_resumed(runs_dir, resumed_from["run_id"], _run._id),
                                spec.mongo)
         checkpoints.meta = {"run_id": _run._id}
-        logger = MemoryLogger(sink=lambda name, value, step: _run.log_scalar(name, value, step))
+        logger = MemoryLogger(sink=RecordedMetrics(_run.log_scalar, _run.info))
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             (out / "config.gin").write_text(cfg.text)
-            result = pretrain_and_adapt(seed, logger, checkpoints, out)
+            result = pipeline.pretrain_and_adapt(seed, logger, checkpoints, out)
             (out / "operative_config.gin").write_text(gin.operative_config_str())
             _run.info["operative_config"] = gin.operative_config_str()
-            headline = outcome.headlines(result)
-            (out / "results.json").write_text(json.dumps(
-                outcome.results_record(result, logger.history, headline), indent=1))
+            summary = outcome.headlines(result)
+            record_json = outcome.results_record(result, logger.history, summary)
+            (out / "results.json").write_text(json.dumps(record_json, indent=1))
+            (out / "series.json").write_text(json.dumps(series(logger.history)))
             outcome.write_figures(result, logger.history, out, title=", ".join(cfg.files))
             for f in sorted(out.iterdir()):
-                _run.add_artifact(str(f), f.name)
+                _run.add_artifact(str(f), f.name, content_type=content_type(f.name))
                 written.append(f.name)
         record.raise_if_lost()   # FAILED, loudly, with the checkpoint kept
-        print(outcome.summary_text(result, logger.history, headline))
-        _run.info["summary"] = headline
-        return headline
+        print(outcome.summary_text(result, logger.history, summary))
+        _run.info["summary"] = summary
+        return headline.compact_result(summary, record_json["train_final_return"])
 
-    meta_info = {"iwx_uid": uuid.uuid4().hex, "tags": list(spec.tags), **spec.meta}
+    meta_info = {"iwx_uid": uid, "tags": list(spec.tags), **spec.meta}
     kept = f"its last checkpoint is kept in {checkpoints.directory}"
     try:
         with stop_signals():
@@ -270,7 +278,7 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
         raise RunStopped(f"{PREFIX}: run {sacred_run._id}: {exc}\n{kept}: once the file "
                          "store can be written again", 1, resumable=True) from None
     checkpoints.clear()
-    print(f"[iwx] recorded run {sacred_run._id} in {runs_dir}"
+    print(f"[iwx] recorded run {sacred_run._id} (uid {headline.short_uid(uid)}) in {runs_dir}"
           + (f" and MongoDB {spec.mongo}" if spec.mongo else ""))
     return RunRecord(str(sacred_run._id), run_dir,
                      json.loads((run_dir / "results.json").read_text()), key, dict(identity))

@@ -49,7 +49,8 @@ class RecordedRun:
     """One Sacred run as recorded: what ``iwx.run`` wrote, wherever it was written.
 
     ``metrics``: {name: (steps, values)} as numpy arrays (values float, NaN where
-    Sacred stored none). ``tags``: ``meta.tags`` plus, from MongoDB, Omniboard's tags.
+    Sacred stored none): every series the run logged (:func:`logged_series`).
+    ``tags``: ``meta.tags`` plus, from MongoDB, Omniboard's tags.
     """
 
     id: int
@@ -61,6 +62,10 @@ class RecordedRun:
     metrics: Metrics
     tags: list[str] = field(default_factory=list)
     artifact_names: list[str] = field(default_factory=list)
+    # As Sacred wrote them (UTC): an ISO string in a file store, a datetime in MongoDB.
+    start_time: Any = None
+    stop_time: Any = None
+    heartbeat: Any = None
     _fetch: Callable[[str], bytes | None] | None = field(default=None, repr=False,
                                                          compare=False)
     _cache: dict[str, bytes | None] = field(default_factory=dict, repr=False, compare=False)
@@ -151,6 +156,39 @@ def _metrics(entries: Iterable[tuple[str, list, list]]) -> Metrics:
             for name, (s, v) in out.items()}
 
 
+SERIES = "series.json"
+
+
+def logged_series(run: RecordedRun) -> Metrics:
+    """Every series the run's loops logged, as they logged them (``train/*`` against
+    learner updates, with ``train/env_steps`` beside; ``adapt/*`` against episodes,
+    per-task series included): the ``series.json`` artifact where the run wrote one.
+
+    Sacred's metrics of a run made since the artifact exists hold only a browsable
+    subset with the training series against env steps (iwx/experiment/metrics.py);
+    a run without the artifact yet (still running) is read from them, its training
+    axis given back as ``train/env_steps``. Older runs logged everything into
+    Sacred's metrics, which are returned as they are.
+    """
+    if SERIES in run.artifact_names:
+        data = run.artifact(SERIES)
+        try:
+            series = json.loads(data) if data is not None else None
+        except ValueError:
+            series = None
+        if isinstance(series, dict):
+            return _metrics((name, m.get("steps"), m.get("values"))
+                            for name, m in series.items() if isinstance(m, dict))
+    axes = run.info.get("metric_axes") or {}
+    metrics = dict(run.metrics)
+    if axes.get("train/") == "env steps" and "train/env_steps" not in metrics:
+        train = [steps for name, (steps, _) in metrics.items() if name.startswith("train/")]
+        if train:
+            steps = np.unique(np.concatenate(train))
+            metrics["train/env_steps"] = (steps, steps.astype(np.float64))
+    return metrics
+
+
 # --------------------------------------------------------------------------- file store
 
 def _read_json(path: Path, default: Any = None, tries: int = 5) -> Any:
@@ -215,9 +253,11 @@ def _load_file_store(root: Path, selection: _Selection) -> list[RecordedRun]:
             config=_read_json(folder / "config.json", {}) or {},
             info=_read_json(folder / "info.json", {}) or {},
             meta=meta, tags=tags, artifact_names=list(record.get("artifacts") or []),
+            **{k: record.get(k) for k in ("start_time", "stop_time", "heartbeat")},
             metrics=_metrics((name, m.get("steps"), m.get("values"))
                              for name, m in metrics.items()),
             _fetch=_file_fetcher(folder)))
+        runs[-1].metrics = logged_series(runs[-1])
     return runs
 
 
@@ -298,8 +338,10 @@ def _load_mongo(url: str, selection: _Selection) -> list[RecordedRun]:
             id=_as_id(doc["_id"]), source=url, status=doc.get("status", "UNKNOWN"),
             config=doc.get("config") or {}, info=doc.get("info") or {}, meta=meta,
             tags=tags, artifact_names=list(artifacts),
+            **{k: doc.get(k) for k in ("start_time", "stop_time", "heartbeat")},
             metrics=_metrics(per_run.get(doc["_id"], [])),
             _fetch=_gridfs_fetcher(db, artifacts)))
+        runs[-1].metrics = logged_series(runs[-1])
     return runs
 
 

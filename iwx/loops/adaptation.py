@@ -21,13 +21,13 @@ from pathlib import Path
 
 import gin
 import numpy as np
-from tqdm.auto import tqdm
 
 from iwx.agents.base import AdaptationAgent
 from iwx.loops.checkpoint import rng_state, set_rng_state
 from iwx.loops.episodes import play_episode
 from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
+from iwx.loops.progress import progress_bar
 from iwx.replay.task_replay import TaskReplay
 
 
@@ -139,8 +139,8 @@ class Adaptation:
             if t % self.unroll_length == 0:
                 learn(self.updates_per_unroll)
 
-        bar = tqdm(total=self.episodes, initial=start, desc=f"adapt {name}", unit="ep",
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(self.episodes, f"adapt {name}", "ep", initial=start,
+                           enabled=self.progress)
         try:
             for episode in range(start, self.episodes):
                 explore = episode < self.exploration_episodes

@@ -40,10 +40,10 @@ from collections import defaultdict
 
 import gin
 import numpy as np
-from tqdm.auto import tqdm
 
 from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
+from iwx.loops.progress import progress_bar
 from iwx.loops.rate_limiter import SampleToInsertRatio
 from iwx.loops.training import MultiTaskTraining
 
@@ -155,51 +155,50 @@ class DistributedTraining:
         num_tasks = len(goals)
         sample_size = self.batch_size * self.chunk_length
         period = team.period = Period(team, limiter, counters, agent.updates)
-        bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
-                   disable=not self.progress, dynamic_ncols=True)
-        team.publish(agent)
-        while agent.updates < self.updates:
-            team.dispatch(limiter, insert_size)
-            for episode in team.arrived(timeout=0):
-                self._insert(episode, agent, replay, limiter, insert_size, counters,
-                             window, period, watch, where)
-            team.dispatch(limiter, insert_size)
-            if not limiter.can_sample(sample_size):
-                waited = time.perf_counter()
-                arrived = team.arrived(timeout=30.0, wait_for_one=True)
-                period.learner_wait += time.perf_counter() - waited
-                for episode in arrived:
+        with progress_bar(self.updates, "pretrain", "upd", initial=agent.updates,
+                          enabled=self.progress) as bar:   # closed however it ends
+            team.publish(agent)
+            while agent.updates < self.updates:
+                team.dispatch(limiter, insert_size)
+                for episode in team.arrived(timeout=0):
                     self._insert(episode, agent, replay, limiter, insert_size, counters,
                                  window, period, watch, where)
-                continue
-            filled = np.flatnonzero(replay.steps_per_task()[:num_tasks] > 0)
-            tasks = rng.choice(filled, size=self.batch_size // self.chunks_per_task)
-            batch = replay.sample(rng, tasks, self.chunks_per_task, self.chunk_length)
-            if agent.context_length:
-                batch["context"] = replay.sample(rng, tasks, 1, agent.context_length)
-            metrics = agent.update(batch)
-            watch.update(metrics, where)          # Python floats: no device work
-            limiter.sample(sample_size)
-            for name, value in metrics.items():
-                window[name].append(value)
-            if agent.updates % self.publish_period == 0:
-                team.publish(agent)
-            bar.update(1)
-            if agent.updates % self.log_period == 0:
-                counters["restarts"] = team.restarts
-                watch.state(where)
-                self._log(logger, window, counters, agent.updates, period.close(agent.updates),
-                          watch, where)
-                bar.set_postfix(env_steps=counters["env_steps"],
-                                ret=f"{np.mean(window.get('return', [0])):.2f}",
-                                spi=f"{limiter.measured():.2f}")
-                window.clear()
-            if agent.updates % self.checkpoint_period == 0 or agent.updates >= self.updates:
-                counters["restarts"] = team.restarts
-                watch.state(where, everything=True)   # never save a diverged state
-                save_checkpoint({"counters": counters, "window": dict(window),
-                                 "limiter": limiter.state_dict()})
-        bar.close()
+                team.dispatch(limiter, insert_size)
+                if not limiter.can_sample(sample_size):
+                    waited = time.perf_counter()
+                    arrived = team.arrived(timeout=30.0, wait_for_one=True)
+                    period.learner_wait += time.perf_counter() - waited
+                    for episode in arrived:
+                        self._insert(episode, agent, replay, limiter, insert_size, counters,
+                                     window, period, watch, where)
+                    continue
+                filled = np.flatnonzero(replay.steps_per_task()[:num_tasks] > 0)
+                tasks = rng.choice(filled, size=self.batch_size // self.chunks_per_task)
+                batch = replay.sample(rng, tasks, self.chunks_per_task, self.chunk_length)
+                if agent.context_length:
+                    batch["context"] = replay.sample(rng, tasks, 1, agent.context_length)
+                metrics = agent.update(batch)
+                watch.update(metrics, where)          # Python floats: no device work
+                limiter.sample(sample_size)
+                for name, value in metrics.items():
+                    window[name].append(value)
+                if agent.updates % self.publish_period == 0:
+                    team.publish(agent)
+                bar.update(1)
+                if agent.updates % self.log_period == 0:
+                    counters["restarts"] = team.restarts
+                    watch.state(where)
+                    self._log(logger, window, counters, agent.updates, period.close(agent.updates),
+                              watch, where)
+                    bar.set_postfix(env_steps=counters["env_steps"],
+                                    ret=f"{np.mean(window.get('return', [0])):.2f}",
+                                    spi=f"{limiter.measured():.2f}")
+                    window.clear()
+                if agent.updates % self.checkpoint_period == 0 or agent.updates >= self.updates:
+                    counters["restarts"] = team.restarts
+                    watch.state(where, everything=True)   # never save a diverged state
+                    save_checkpoint({"counters": counters, "window": dict(window),
+                                     "limiter": limiter.state_dict()})
 
     @staticmethod
     def _insert(episode, agent, replay, limiter, insert_size, counters, window, period,
@@ -223,8 +222,9 @@ class DistributedTraining:
 
     @staticmethod
     def _log(logger: Logger, window, counters, step, rates: dict, watch, where):
-        values = {f"train/{name}": float(np.mean(v)) for name, v in window.items() if v}
-        values["train/env_steps"] = counters["env_steps"]
+        # env steps first: the recording layer plots this period's series against them
+        values = {"train/env_steps": counters["env_steps"],
+                  **{f"train/{name}": float(np.mean(v)) for name, v in window.items() if v}}
         values["train/actor_restarts"] = counters["restarts"]
         watch.logged(values, where)    # nothing non-finite is recorded
         for name, value in values.items():

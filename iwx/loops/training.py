@@ -23,12 +23,12 @@ from collections import defaultdict
 
 import gin
 import numpy as np
-from tqdm.auto import tqdm
 
 from iwx.agents.base import MultiTaskAgent
 from iwx.loops.episodes import play_episode
 from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
+from iwx.loops.progress import progress_bar
 from iwx.replay.task_replay import TaskReplay
 
 
@@ -83,8 +83,8 @@ class MultiTaskTraining:
                   else f"an episode after update {agent.updates}")
             return f"{at} of pretraining (env step {counters['env_steps']})"
 
-        bar = tqdm(total=self.updates, initial=agent.updates, desc="pretrain", unit="upd",
-                   disable=not self.progress, dynamic_ncols=True)
+        bar = progress_bar(self.updates, "pretrain", "upd", initial=agent.updates,
+                           enabled=self.progress)
         env = None
         context_length = agent.context_length
         iteration = counters["episodes"] // k
@@ -149,8 +149,9 @@ class MultiTaskTraining:
 
     @staticmethod
     def _log(logger: Logger, window, counters, step, watch, where):
-        values = {f"train/{name}": float(np.mean(v)) for name, v in window.items() if v}
-        values["train/env_steps"] = counters["env_steps"]
+        # env steps first: the recording layer plots this period's series against them
+        values = {"train/env_steps": counters["env_steps"],
+                  **{f"train/{name}": float(np.mean(v)) for name, v in window.items() if v}}
         if counters.get("inserted"):   # the replay ratio this schedule has (transitions)
             values["train/samples_per_insert"] = counters["sampled"] / counters["inserted"]
         watch.logged(values, where)    # nothing non-finite is recorded

@@ -16,10 +16,9 @@ class TrialProgress(tune.Callback):
     @property
     def bar(self):
         if self._bar is None:
-            from tqdm.auto import tqdm
+            from iwx.loops.progress import progress_bar
 
-            self._bar = tqdm(total=self.total, desc="trials", unit="trial",
-                             disable=self.disable, dynamic_ncols=True)
+            self._bar = progress_bar(self.total, "trials", "trial", enabled=not self.disable)
         return self._bar
 
     def describe(self, trial) -> str:
