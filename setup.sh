@@ -20,7 +20,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 stamp="$VENV/.iwx-installed"
-want=$(cat pyproject.toml setup.sh | sha256sum | cut -c1-32)
+want=$(cat pyproject.toml setup.py setup.sh | sha256sum | cut -c1-32)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     has_gpu=0
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then has_gpu=1; fi

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import gin
 
+from iwx.experiment import shipped
+
 
 class ConfigError(Exception):
     """A configuration problem found before any compute is spent."""
@@ -149,9 +151,10 @@ def parse(files: Sequence[str], params: Sequence[str], *, local: bool = True) ->
     gin.clear_config()
     texts = []
     for name in files:
-        path = Path(name)
-        if not path.is_file():
-            raise ConfigError(f"gin file not found: {name}")
+        try:   # a path as before, else a shipped file's name ('point_nav_iwpl')
+            path = shipped.resolve(name, "gin")
+        except shipped.UnknownName as exc:
+            raise ConfigError(str(exc)) from None
         tree = _texts_with_includes(path)
         texts += tree
         register_for(tree)

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import yaml
 
+from iwx.experiment import shipped
 from iwx.experiment.validate import seed_problem
 
 KEYS = {"name", "description", "gin", "bindings", "grid", "search", "num_samples", "seeds",
@@ -190,20 +191,23 @@ def _distribution(spec, where: str) -> tuple:
 
 
 def _resolve(name: str, base: Path) -> Path:
-    """A gin path as written: relative to the working directory, else to the sweep file."""
+    """A gin path relative to the working directory or the sweep file, or a shipped name."""
     for candidate in (Path(name), base / name, base.parent / name):
         if candidate.is_file():
             return candidate
-    raise SpecError(f"gin: file {name!r} not found (looked in the working directory, "
-                    f"{base} and {base.parent})")
+    if (found := shipped.find(name, "gin")) is None:   # 'point_nav_iwpl'
+        raise SpecError(f"gin: {name!r} is in neither the working directory, {base} nor "
+                        f"{base.parent}: {shipped.not_found(name, 'gin')}")
+    return found
 
 
 def load(path: str | Path, gin_override=None) -> SweepSpec:
     """Read and check a sweep file's structure (gin bindings are checked by
     :func:`check_bindings`). ``gin_override``: gin files replacing the file's ``gin:``."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"sweep file not found: {path}")
+    try:   # a path as before, else a shipped sweep's name ('adapt_alpha')
+        path = shipped.resolve(path, "sweeps")
+    except shipped.UnknownName as exc:
+        raise SpecError(str(exc)) from None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
