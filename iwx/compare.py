@@ -10,8 +10,11 @@ held-out task's value is its mean over (run seed × adaptation seed), as in
 appendix A.2, when the runs share their held-out split; when each run seed
 draws its own split (the default), each (run seed, task) counts as one unit —
 and the mean ± 95% CI across units is printed per adaptation episode, written
-as a Markdown table, a JSON file and a figure under ``--out``, with the oracle /
-lower baseline of the task where it has one (:mod:`iwx.results.comparison`).
+as a Markdown table, a JSON file and a figure under ``--out`` (default
+``compare/<task>``, the task the runs recorded as their identity,
+iwx/experiment/identity.py: ``compare/point_nav``), with the oracle / lower
+baseline of the task where it has one (:mod:`iwx.results.comparison`). Files of
+different tasks are refused (exit status 2): one table has one task's oracle.
 
 A run whose configuration (files, bindings, seed) already completed in
 ``--runs-dir`` is not run again: its record is reused (``--rerun`` forces new
@@ -43,7 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
                    help="also record every run into this MongoDB")
     p.add_argument("--out", default=None,
-                   help="where the table, JSON and figure go (default: compare/<first file>)")
+                   help="where the table, JSON and figure go (default: compare/<task>, the "
+                        "task the runs recorded, e.g. compare/point_nav)")
     p.add_argument("--rerun", action="store_true",
                    help="run again even where a completed run of the same configuration exists")
     p.add_argument("--last", type=int, default=3,
@@ -53,20 +57,20 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    missing = [f for f in args.gin if not Path(f).is_file()]
+    from iwx.experiment import shipped
+
+    missing = [f for f in args.gin if not (Path(f).is_file() or shipped.find(f, "gin"))]
     if missing:
         print(f"iwx.compare: gin file(s) not found: {missing}", file=sys.stderr)
         return 2
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from tqdm.auto import tqdm
-
     from iwx.experiment.runner import RunSpec, run_captured
+    from iwx.loops.progress import progress_bar
     from iwx.results import comparison
 
     jobs = [(f, s) for f in args.gin for s in args.seeds]
-    out = Path(args.out or Path("compare") / Path(args.gin[0]).stem.split("_")[0])
     print(f"[iwx.compare] {len(jobs)} runs ({len(args.gin)} files × {len(args.seeds)} seeds), "
           f"{args.jobs} at a time; records in {args.runs_dir}", flush=True)
     specs = [RunSpec(gin_files=(f,), bindings=tuple(args.gin_param), seed=s,
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
     # One fresh process per run: gin's configuration and the RNGs are per process.
     with ProcessPoolExecutor(max_workers=args.jobs, max_tasks_per_child=1,
                              mp_context=multiprocessing.get_context("spawn")) as executor, \
-            tqdm(total=len(jobs), desc="runs", unit="run", dynamic_ncols=True) as bar:
+            progress_bar(len(jobs), "runs", "run") as bar:
         futures = [executor.submit(run_captured, spec) for spec in specs]
         for (gin_file, seed), future in zip(jobs, futures):
             try:
@@ -97,6 +101,11 @@ def main(argv=None) -> int:
     if not any(r["results"]["returns"] for r in ok):
         print("iwx.compare: no adaptation results to compare", file=sys.stderr)
         return 1
+    task, problem = comparison.task_folder(ok, args.gin)
+    if problem:
+        print(f"iwx.compare: {problem}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("compare") / task
     episodes = {len(e) for r in ok for v in r["results"]["returns"].values() for t in v for e in t}
     if len(episodes) != 1:
         print(f"iwx.compare: the files adapt for different numbers of episodes {episodes}; "

@@ -4,7 +4,8 @@ Four real ``iwx.run`` runs: IWPL on seeds 0 and 1 with a pinned task split (both
 adapt on the same held-out tasks: a unit is a task, averaged over the two runs)
 and RS(0)+DISTRAL on seeds 0 and 1 with each seed's own split (a unit is a (run,
 task)). Rewards are dense so that the curves move and smoothing shows. The
-expected series are recomputed here from each run's ``metrics.json`` with numpy
+expected series are recomputed here from each run's logged series (``series.json``, or
+``metrics.json`` of a run made before it) with numpy
 and scipy written out, never with the report's own functions.
 """
 
@@ -71,9 +72,15 @@ def trailing_mean(units: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def logged(run_dir: Path) -> dict:
+    """Every series the run logged: its series.json artifact, else Sacred's metrics.json."""
+    series = run_dir / "series.json"
+    return read_json(series if series.is_file() else run_dir / "metrics.json")
+
+
 def per_task_curves(run_dir: Path, variant: str) -> np.ndarray:
     """[tasks, episodes] of one run from its adapt/<variant>/return/task_NN metrics."""
-    metrics = read_json(run_dir / "metrics.json")
+    metrics = logged(run_dir)
     names = sorted(n for n in metrics if re.fullmatch(re.escape(f"adapt/{variant}/return/task_")
                                                        + r"\d+", n))
     assert names, (run_dir, variant)
@@ -96,7 +103,7 @@ def expected_training(run_list: list[Path]) -> dict:
     """Chunks = the logging period (80 env steps), window min(200, 6 // 10) -> 1."""
     xs, ys = [], []
     for r in run_list:
-        metrics = read_json(r / "metrics.json")
+        metrics = logged(r)
         assert metrics["train/env_steps"]["steps"] == metrics["train/return"]["steps"]
         xs.append(metrics["train/env_steps"]["values"])
         ys.append(metrics["train/return"]["values"])
@@ -296,8 +303,10 @@ def insert_sacred_documents(url: str, run_list: list[Path]) -> None:
                "start_time": record["start_time"], "artifacts": [], "meta": meta}
         if i == len(run_list) - 1:
             doc["omniboard"] = {"tags": meta.pop("tags")}
-        file_id = fs.put((run / "results.json").read_bytes(), filename="results.json")
-        doc["artifacts"].append({"name": "results.json", "file_id": file_id})
+        for artifact in ("results.json", "series.json"):
+            if (run / artifact).is_file():
+                file_id = fs.put((run / artifact).read_bytes(), filename=artifact)
+                doc["artifacts"].append({"name": artifact, "file_id": file_id})
         db.runs.insert_one(doc)
         for name, m in read_json(run / "metrics.json").items():
             db.metrics.insert_one({"run_id": int(run.name), "name": name, **m})

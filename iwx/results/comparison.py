@@ -38,6 +38,31 @@ def _labels(keys: list[tuple[str, str, str | None]]) -> dict[tuple[str, str], st
     return labels
 
 
+def tasks_by_file(runs: list[dict]) -> dict[str, set[str]]:
+    """{gin file: the tasks its successful runs recorded} (``identity.task``,
+    :mod:`iwx.experiment.identity`; a run that recorded none is left out)."""
+    found: dict[str, set[str]] = {}
+    for run in runs:
+        task = (run.get("identity") or {}).get("task") if run.get("ok") else None
+        if task:
+            found.setdefault(run["file"], set()).add(task)
+    return found
+
+
+def task_folder(runs: list[dict], files: list[str]) -> tuple[str | None, str | None]:
+    """(name, problem): the folder name of a comparison under ``compare/``: the one task
+    its runs recorded (``point_nav``, ``cheetah_vel``), else the first file's stem when
+    no run recorded a task; a problem text (name None) when the files are of different
+    tasks, which one table must not pool."""
+    tasks = tasks_by_file(runs)
+    named = set().union(*tasks.values()) if tasks else set()
+    if len(named) > 1:
+        listed = ", ".join(f"{Path(f).name}: {'/'.join(sorted(t))}" for f, t in tasks.items())
+        return None, (f"the files are of different tasks ({listed}); compare files of one "
+                      "task (one table, one oracle per task)")
+    return (named.pop() if named else Path(files[0]).stem), None
+
+
 def pool(runs: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, int], str]:
     """{label: returns [units, seeds, episodes]} over successful runs, each label's
     exploration episodes, and what a unit is (module docstring)."""

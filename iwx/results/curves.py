@@ -1,4 +1,4 @@
-"""The lines of a report, computed from recorded runs (``iwx.report``).
+"""The lines of a report, computed from recorded runs (``iwx.report``), one task at a time.
 
 Adaptation lines (figures 2-3): per-run data are the
 ``adapt/<variant>/return/task_NN`` metrics (each already the mean over the run's
@@ -9,7 +9,10 @@ smoothed per unit with appendix A.2's trailing window for the run's task
 
 Training lines (figure 1): each run's ``train/return`` against ``train/env_steps``
 (learner updates where a run lacks them), averaged in chunks of the logging
-period, smoothed over min(200, chunks / 10) chunks, mean ± 95% CI across runs.
+period and smoothed over min(200, chunks / 10) chunks, each run along its own
+chunks; then at each chunk the mean ± 95% CI across the runs that reached it. Runs
+of different lengths are each drawn to their own end (never cut to the shortest):
+a line records how many runs each point averages (``n``) and where runs end.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from iwx.experiment.store import RecordedRun
 from iwx.results.groups import binding_value, task_of
-from iwx.results.stats import mean_ci, pool, pool_by_split, rolling_mean, same_split, unit_values
+from iwx.results.stats import (mean_ci, mean_ci_present, pool, pool_by_split, rolling_mean,
+                               same_split, unit_values)
 
 #: Appendix A.2: rolling window of the adaptation curves per task family.
 PAPER_WINDOWS = {"point_nav": 5, "cheetah_vel": 1, "go_to_ring": 30, "move_box": 30,
@@ -30,6 +34,7 @@ PAPER_WINDOWS = {"point_nav": 5, "cheetah_vel": 1, "go_to_ring": 30, "move_box":
 TRAIN_MAX_WINDOW = 200   # appendix A.1's rolling window, in chunks
 TRAIN_FINAL = 10         # logged values averaged for a run's final training return
 ADAPT_TASK = re.compile(r"^adapt/(?P<variant>.+)/return/task_(?P<task>\d+)$")
+ORACLE = "goal-knowing oracle"
 
 
 @dataclass
@@ -50,12 +55,18 @@ class Line:
     run_ids: list[int] = field(default_factory=list)
     exploration_episodes: int | None = None
     bin: float | None = None
+    task: str = ""
+    n: list[int] | None = None          # runs averaged at each x (training lines)
+    ends: list[dict] = field(default_factory=list)   # {run, x}: runs ending before the last x
 
     def series(self) -> dict:
         """What report.json records of this line: exactly what the figure plots."""
-        keep = ("label", "group", "variant", "x", "mean", "ci95", "units", "runs", "window",
-                "unit", "run_ids")
+        keep = ("task", "label", "group", "variant", "x", "mean", "ci95", "units", "runs",
+                "window", "unit", "run_ids")
         out = {k: getattr(self, k) for k in keep}
+        if self.n is not None:
+            out["n"] = self.n
+            out["ends"] = self.ends
         if self.bin is not None:
             out["bin"] = self.bin
         if self.exploration_episodes is not None:
@@ -123,8 +134,9 @@ def unit_matrix(runs: Sequence[RecordedRun], curves: Sequence[dict[int, dict[flo
 
 
 def adaptation_lines(groups: dict[str, list[RecordedRun]], window: int | None,
-                     variants: Sequence[str] = ()) -> list[Line]:
-    """One :class:`Line` per (group, variant) that logged per-task adaptation returns."""
+                     variants: Sequence[str] = (), task: str = "") -> list[Line]:
+    """One :class:`Line` per (group, variant) that logged per-task adaptation returns;
+    ``groups`` are the groups of one task (labelled by the variant alone when one)."""
     lines = []
     one_group = len(groups) == 1
     for group, runs in groups.items():
@@ -150,7 +162,8 @@ def adaptation_lines(groups: dict[str, list[RecordedRun]], window: int | None,
                 variant=variant, x=[int(e) if e.is_integer() else e for e in x.tolist()],
                 mean=mean.tolist(), ci95=half.tolist(),
                 units=raw.shape[0], runs=len(having), window=w, unit=unit, raw=raw,
-                run_ids=[r.id for r in having], exploration_episodes=exploration_of(having)))
+                run_ids=[r.id for r in having], exploration_episodes=exploration_of(having),
+                task=task))
     return lines
 
 
@@ -185,8 +198,9 @@ def binned(x: np.ndarray, values: np.ndarray, width: float) -> dict[float, float
 
 
 def training_lines(groups: dict[str, list[RecordedRun]], window: int | None,
-                   width: float | None) -> tuple[list[Line], str]:
-    """One :class:`Line` per group: chunked, smoothed training return, CI across runs."""
+                   width: float | None, task: str = "") -> tuple[list[Line], str]:
+    """One :class:`Line` per group of one task: chunked, smoothed training return, mean ±
+    CI across the runs that reach each chunk (each run drawn to its own end)."""
     curves = {g: [(r, c) for r in runs if (c := training_curve(r)) is not None]
               for g, runs in groups.items()}
     found = [c for per in curves.values() for _, c in per]
@@ -200,19 +214,28 @@ def training_lines(groups: dict[str, list[RecordedRun]], window: int | None,
     width = width or logging_period([c[0] for per in curves.values() for _, c in per])
     lines = []
     for group, per in curves.items():
-        if not per:
+        chunked = [(r, binned(x, values, width)) for r, (x, values, _) in per if len(x)]
+        if not chunked:
             continue
-        chunks = [binned(x, values, width) for _, (x, values, _) in per]
-        common = sorted(set.intersection(*(set(ch) for ch in chunks)))
-        if not common:
-            continue
-        raw = np.array([[ch[k] for k in common] for ch in chunks])
-        w = window if window is not None else min(TRAIN_MAX_WINDOW, max(1, len(common) // 10))
-        mean, half = mean_ci(rolling_mean(raw, w), axis=0)
-        lines.append(Line(label=group, group=group, variant="train/return", x=common,
-                          mean=mean.tolist(), ci95=half.tolist(), units=len(per),
-                          runs=len(per), window=w, unit="run", raw=raw,
-                          run_ids=[r.id for r, _ in per], bin=width))
+        xs = sorted(set().union(*(chunks for _, chunks in chunked)))
+        w = window if window is not None else min(TRAIN_MAX_WINDOW, max(1, len(xs) // 10))
+        column = {k: i for i, k in enumerate(xs)}
+        raw = np.full((len(chunked), len(xs)), np.nan)      # [runs, chunks], NaN: not reached
+        smoothed = raw.copy()
+        ends = []
+        for row, (r, chunks) in enumerate(chunked):
+            keys = sorted(chunks)
+            at = [column[k] for k in keys]
+            raw[row, at] = [chunks[k] for k in keys]
+            smoothed[row, at] = rolling_mean(raw[row, at], w)   # along the run's own chunks
+            if keys[-1] < xs[-1]:
+                ends.append({"run": r.id, "x": keys[-1]})
+        mean, half, n = mean_ci_present(smoothed)
+        lines.append(Line(label=group, group=group, variant="train/return", x=xs,
+                          mean=mean.tolist(), ci95=half.tolist(), units=len(chunked),
+                          runs=len(chunked), window=w, unit="run", raw=raw,
+                          run_ids=[r.id for r, _ in chunked], bin=width, task=task,
+                          n=n.tolist(), ends=sorted(ends, key=lambda e: e["x"])))
     return lines, x_name
 
 
@@ -226,10 +249,22 @@ def final_training(runs: Sequence[RecordedRun]) -> tuple[float, float, int] | No
     return float(m), float(h), len(finals)
 
 
-def oracle_units(runs: Sequence[RecordedRun]) -> np.ndarray | None:
-    """The goal-knowing oracle's return per task (``results.json``): runs that adapted on
-    the same tasks are averaged per task, distinct task sets concatenated."""
-    found = [run.results() or {} for run in runs]
-    if any(res.get("oracle") is None or res.get("test_goals") is None for res in found):
-        return None
-    return pool_by_split([res["oracle"] for res in found], [res["test_goals"] for res in found])
+def references(runs: Sequence[RecordedRun]) -> list[tuple[str, np.ndarray, list[int]]]:
+    """(name, return per task, ids of the runs that recorded it) of the reference policies
+    in the runs' ``results.json``: the goal-knowing oracle and the lower baseline (by its
+    name). Runs that adapted on the same tasks are averaged per task, distinct task sets
+    concatenated. Runs that recorded none are left out (the caller says how many did)."""
+    found: dict[str, list[tuple[list, list, int]]] = {}
+    for run in runs:
+        res = run.results() or {}
+        goals = res.get("test_goals")
+        if goals is None:
+            continue
+        if res.get("oracle") is not None:
+            found.setdefault(ORACLE, []).append((res["oracle"], goals, run.id))
+        baseline = res.get("baseline")
+        if isinstance(baseline, dict) and baseline.get("returns") is not None:
+            found.setdefault(str(baseline.get("name") or "baseline"), []).append(
+                (baseline["returns"], goals, run.id))
+    return [(name, pool_by_split([v for v, _, _ in got], [g for _, g, _ in got]),
+             [i for _, _, i in got]) for name, got in found.items()]

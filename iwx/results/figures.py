@@ -1,7 +1,8 @@
 """Figures: mean ± 95% CI curves (the paper's figures 1-3) and a run's training return.
 
 One drawing for every tool: ``iwx.run``'s adaptation.png, ``iwx.compare``'s and
-``iwx.report``'s figures all come from :func:`plot_curves`. Matplotlib is imported
+``iwx.report``'s figures all come from :func:`plot_curves` (one set of axes) or
+:func:`plot_panels` (one set of axes per task). Matplotlib is imported
 only when a figure is drawn (Agg backend: no display needed).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,19 @@ def _pyplot():
     return plt
 
 
+@dataclass
+class Panel:
+    """One set of axes: its curves and references (see :func:`plot_curves`); ``title``
+    names it (e.g. its task) when a figure has several; ``xlabel`` overrides the figure's."""
+
+    curves: Sequence
+    title: str = ""
+    exploration: int | None = None
+    oracle: float | None = None
+    baseline: tuple[str, float] | None = None
+    xlabel: str | None = None
+
+
 def plot_curves(curves: Sequence, paths: Sequence[str | Path], *, xlabel: str, ylabel: str,
                 title: str = "", note: str = "", exploration: int | None = None,
                 oracle: float | None = None, baseline: tuple[str, float] | None = None,
@@ -32,43 +47,82 @@ def plot_curves(curves: Sequence, paths: Sequence[str | Path], *, xlabel: str, y
 
     ``exploration``: the first episodes, shaded grey (acting from π0 where a variant
     has one); ``oracle`` / ``baseline``: reference returns drawn as horizontal lines;
-    ``note`` (smoothing, units) goes under the title."""
-    plt = _pyplot()
-    many = len(curves) > 4
-    fig, ax = plt.subplots(figsize=(9.5 if many else 6.5, 4.4), dpi=120)
-    markers = len(curves[0].x) <= 30 if curves else False
-    for c in curves:
-        x, mean, half = np.asarray(c.x), np.asarray(c.mean), np.asarray(c.ci95)
-        ax.plot(x, mean, marker="o" if markers else None, ms=3, label=c.label)
-        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
-    if exploration:
-        ax.axvspan(0.5, exploration + 0.5, color="grey", alpha=0.1,
-                   label="exploration (acting from π0\nwhere a variant has one)")
-    if oracle is not None:
-        ax.axhline(oracle, color="k", ls="--", lw=1, label="goal-knowing oracle")
-    if baseline is not None:
-        ax.axhline(baseline[1], color="k", ls=":", lw=1, label=baseline[0])
-    if integer_x:
-        from matplotlib.ticker import MaxNLocator
+    ``note`` (smoothing, units) goes under the title. A curve may also carry ``n`` (how
+    many runs each point averages: the CI is shaded only where it is ≥ 2) and ``ends``
+    ({"x"} where one of its runs ends: marked |)."""
+    return plot_panels([Panel(curves, exploration=exploration, oracle=oracle,
+                              baseline=baseline)], paths, xlabel=xlabel, ylabel=ylabel,
+                       title=title, note=note, integer_x=integer_x)
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+
+def plot_panels(panels: Sequence[Panel], paths: Sequence[str | Path], *, xlabel: str,
+                ylabel: str, title: str = "", note: str = "",
+                integer_x: bool = False) -> list[Path]:
+    """:func:`plot_curves` with one set of axes per panel, side by side (three a row), each
+    with its own title, legend and references; ``title`` and ``note`` head the figure."""
+    plt = _pyplot()
+    many = max((len(p.curves) for p in panels), default=0) > 4
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    width = 9.5 if many else 6.5
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.4 * rows), dpi=120,
+                             squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        _draw(ax, panel, panel.xlabel or xlabel, ylabel, integer_x, many)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     # wrapped: a long note (many groups' windows) must not run off the figure
-    width = 120 if many else 95
-    heading = "\n".join(textwrap.fill(part, width) for part in (title, note) if part)
-    ax.set_title(heading, fontsize=8)
-    if many:   # keep the curves visible: the legend goes beside the axes
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    heading = "\n".join(textwrap.fill(part, (120 if many else 95) * cols)
+                        for part in (title, note) if part)
+    if len(panels) == 1:
+        panel_title = panels[0].title
+        axes[0, 0].set_title("\n".join(p for p in (heading, panel_title) if p), fontsize=8)
     else:
-        ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+        fig.suptitle(heading, fontsize=9)
     fig.tight_layout()
     written = [Path(p) for p in paths]
     for path in written:
         fig.savefig(path)
     plt.close(fig)
     return written
+
+
+def _draw(ax, panel: Panel, xlabel: str, ylabel: str, integer_x: bool, many: bool) -> None:
+    markers = len(panel.curves[0].x) <= 30 if panel.curves else False
+    ended = False
+    for c in panel.curves:
+        x, mean, half = np.asarray(c.x), np.asarray(c.mean), np.asarray(c.ci95)
+        (line,) = ax.plot(x, mean, marker="o" if markers else None, ms=3, label=c.label)
+        n = getattr(c, "n", None)
+        where = None if n is None else np.asarray(n) >= 2
+        ax.fill_between(x, mean - half, mean + half, where=where, alpha=0.2,
+                        color=line.get_color())
+        ends = [e["x"] for e in getattr(c, "ends", None) or []]
+        if ends:
+            at = np.interp(ends, x, mean)
+            ax.plot(ends, at, ls="none", marker="|", ms=12, mew=2, color=line.get_color(),
+                    label=None if ended else "a run ends (fewer runs after)")
+            ended = True
+    if panel.exploration:
+        ax.axvspan(0.5, panel.exploration + 0.5, color="grey", alpha=0.1,
+                   label="exploration (acting from π0\nwhere a variant has one)")
+    if panel.oracle is not None:
+        ax.axhline(panel.oracle, color="k", ls="--", lw=1, label="goal-knowing oracle")
+    if panel.baseline is not None:
+        ax.axhline(panel.baseline[1], color="k", ls=":", lw=1, label=panel.baseline[0])
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if panel.title:
+        ax.set_title(panel.title, fontsize=8)
+    if many:   # keep the curves visible: the legend goes beside the axes
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
 
 
 def plot_training_history(history, path: str | Path, *, title: str = "") -> bool:

@@ -1,5 +1,6 @@
-"""Which line a recorded run belongs to: its identity (task, method), a sweep trial's
-parameters, or the value of one of its bindings."""
+"""Which line a recorded run belongs to: its task (one figure panel per task), its
+identity's method, a sweep trial's parameters or the value of one of its bindings; and
+which runs are a sweep's shared pretraining rather than a point of its grid."""
 
 from __future__ import annotations
 
@@ -15,9 +16,66 @@ class ReportError(Exception):
     """A request the report cannot serve (printed, exit status 2)."""
 
 
+UNKNOWN_TASK = "(unknown task)"
+PRETRAIN_TRIAL = "pretrain"   # iwx.sweep's trial name for its one shared pretraining run
+
+
 def task_of(run: RecordedRun) -> str | None:
     """The task the run recorded (``identity.task``; older records: their bindings)."""
     return recorded_identity(run.config, run.info)["task"]
+
+
+def task_label(run: RecordedRun) -> str:
+    """The run's task as a panel name (:data:`UNKNOWN_TASK` when it recorded none)."""
+    return task_of(run) or UNKNOWN_TASK
+
+
+def by_task(runs: Sequence[RecordedRun]) -> dict[str, list[RecordedRun]]:
+    """{task: runs}, tasks by name (an unknown task last), runs in their order: runs of
+    different tasks never share a line (their returns are not on one scale)."""
+    out: dict[str, list[RecordedRun]] = {}
+    for run in runs:
+        out.setdefault(task_label(run), []).append(run)
+    return dict(sorted(out.items(), key=lambda item: (item[0] == UNKNOWN_TASK, item[0])))
+
+
+def adapted(run: RecordedRun) -> bool:
+    """Did the run log any adaptation (``adapt/...`` metrics)?"""
+    return any(name.startswith("adapt/") for name in run.metrics)
+
+
+def sweep_pretraining(runs: Sequence[RecordedRun]) -> list[RecordedRun]:
+    """The runs that are a sweep's shared pretraining (``pretrain: {seed: N}``, appendix
+    A.2), not a point of its grid: every trial adapts from it, so it belongs to no group.
+
+    ``iwx.sweep`` records it with ``meta.sweep = {id, trial: "pretrain", params: {}}``
+    (``meta.sweep.role == "pretrain"`` is honoured too). Fallbacks, among the selected
+    runs of one sweep: a run whose ``meta.sweep`` lacks params or trial while others have
+    them, and a COMPLETED run that logged no adaptation while others did."""
+    by_sweep: dict[object, list[RecordedRun]] = {}
+    for run in runs:
+        if run.sweep is not None:
+            by_sweep.setdefault(run.sweep.get("id"), []).append(run)
+    found = set()
+    for members in by_sweep.values():
+        some_trial = any(_grid_point(r) for r in members)
+        some_adapted = any(adapted(r) for r in members)
+        for run in members:
+            marked = PRETRAIN_TRIAL in (run.sweep.get("role"), run.sweep.get("trial"))
+            bare = some_trial and not _grid_point(run)
+            idle = some_adapted and not adapted(run) and run.status == "COMPLETED"
+            if marked or bare or idle:
+                found.add(run.id)
+    return [run for run in runs if run.id in found]
+
+
+def _grid_point(run: RecordedRun) -> bool:
+    """Does the run's ``meta.sweep`` name a trial and its parameters?"""
+    return bool(run.sweep.get("params")) and bool(run.sweep.get("trial"))
+
+
+def pretraining_label(run: RecordedRun) -> str:
+    return f"shared pretraining (run {run.id})"
 
 
 def method_of(run: RecordedRun) -> str:

@@ -39,6 +39,20 @@ def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95):
     return mean, sem * stats.t.ppf(0.5 + confidence / 2, n - 1)
 
 
+def mean_ci_present(values: np.ndarray, confidence: float = 0.95):
+    """Per column of ``values`` [rows, columns] with NaN where a row has no value (a run
+    that ended earlier): (mean, CI half-width, rows present), each over the rows present;
+    the half-width is 0 where fewer than 2 are."""
+    values = np.asarray(values, dtype=np.float64)
+    n = (~np.isnan(values)).sum(axis=0)
+    mean = np.full(values.shape[1], np.nan)
+    half = np.zeros(values.shape[1])
+    for col in np.flatnonzero(n):
+        present = values[~np.isnan(values[:, col]), col]
+        mean[col], half[col] = mean_ci(present, confidence=confidence)
+    return mean, half, n
+
+
 def unit_values(returns: np.ndarray) -> np.ndarray:
     """[units, seeds, episodes] -> [units, episodes]: each unit's mean over its seeds."""
     return np.asarray(returns).mean(axis=1)
