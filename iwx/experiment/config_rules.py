@@ -236,7 +236,7 @@ RULES: dict[str, dict[str, Rule]] = {
                  "max_reset_attempts": POSITIVE_INT},
     "standing_still_returns": {"seed": SEEDS},
     "run_identity": {"task": optional(TEXT), "method": optional(TEXT)},
-    "RecordedMetrics": {"per_task": FLAG, "throughput": FLAG},
+    "RecordedMetrics": {"per_task": FLAG, "throughput": FLAG, "diagnostics": FLAG},
 }
 
 # Parameters with a literal default that are no value to check: passed by the caller

@@ -21,7 +21,13 @@ unreadable. So the run keeps the whole history as the ``series.json`` artifact
     would flatten every return on a shared axis. By default they are kept in
     ``info.throughput`` (the latest value of each) and in ``series.json``;
 per-task series (``.../task_NNN``)
-    only when ``RecordedMetrics.per_task`` is True (``series.json`` always has them).
+    only when ``RecordedMetrics.per_task`` is True (``series.json`` always has them);
+network diagnostics (``train/q_mean``, ``train/*_std``)
+    only when ``RecordedMetrics.diagnostics`` is True.
+
+Each series a run records costs Omniboard's runs list with a metric column (it joins
+every metric document of every run; on the local server 20 demo-shaped runs took
+2.1 s with 10 series each, 1.0 s with 5, 167 s with all ~150): hence the short list.
 
 ``train/env_steps`` itself is the axis, not a metric.
 """
@@ -37,6 +43,10 @@ PER_TASK = re.compile(r"/task_\d+$")
 #: Training series that measure the machine or the schedule, not the learning.
 THROUGHPUT = re.compile(r"^train/(env_steps_per_s|updates_per_s|actor_\d+/.*|\w*wait_fraction"
                         r"|param_lag|samples_per_insert\w*|actor_restarts)$")
+#: Diagnostics of the networks (mean Q, the spread of a Gaussian): kept out of Sacred's
+#: metrics by default, like per-task series: every series a run records costs its
+#: Omniboard runs list (measured: iwx/benchmarks/omniboard.py).
+DIAGNOSTIC = re.compile(r"^train/(q_mean|\w+_std)$")
 AXIS = "train/env_steps"
 
 
@@ -45,11 +55,12 @@ class RecordedMetrics:
     """The sink between a run's logger and Sacred's ``log_scalar`` (see the module)."""
 
     def __init__(self, log_scalar: Callable[[str, float, int], None] | None = None,
-                 info: dict | None = None, *, per_task: bool = False, throughput: bool = False):
+                 info: dict | None = None, *, per_task: bool = False, throughput: bool = False,
+                 diagnostics: bool = False):
         """``log_scalar``: Sacred's ``run.log_scalar``; ``info``: the run's info, whose
         ``throughput`` entry keeps the latest throughput values."""
         self.log_scalar = log_scalar
-        self.per_task, self.throughput = per_task, throughput
+        self.per_task, self.throughput, self.diagnostics = per_task, throughput, diagnostics
         self.latest_throughput: dict[str, float] = {}
         if info is not None:
             info["throughput"] = self.latest_throughput
@@ -70,6 +81,8 @@ class RecordedMetrics:
         if THROUGHPUT.match(name):
             self.latest_throughput[name.removeprefix("train/")] = value
             return (f"perf/{name.removeprefix('train/')}", env_step) if self.throughput else None
+        if DIAGNOSTIC.match(name) and not self.diagnostics:
+            return None
         return name, env_step
 
     def __call__(self, name: str, value: float, step: int) -> None:
