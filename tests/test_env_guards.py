@@ -150,15 +150,18 @@ def test_non_finite_messages_list_a_few_entries_and_count_the_rest():
 
 # ---- single-task envs ----------------------------------------------------------------------
 
-def test_single_env_refuses_wrong_shapes(case):
-    env = case.single
+def refuses_wrong_shapes(env, shape):
+    """Every wrongly shaped action is refused, naming the env, the shape and what came."""
     env.reset(seed=0)
-    shape = (case.dim,)
     for bad in bad_shapes(shape):
         with pytest.raises(ValueError) as error:
             env.step(bad)
         message = expected_owner_and_shape(error, type(env).__name__, shape)
         assert f"got shape {bad.shape}" in message
+
+
+def test_single_env_refuses_wrong_shapes(case):
+    refuses_wrong_shapes(case.single, (case.dim,))
 
 
 def test_single_env_refuses_non_finite_actions(case):
@@ -214,14 +217,7 @@ def test_single_env_refuses_to_step_after_its_episode_ended(case):
 # ---- task vectors --------------------------------------------------------------------------
 
 def test_vector_refuses_wrong_shapes(case):
-    vec = case.vec
-    vec.reset(seed=0)
-    shape = (ROWS, case.dim)
-    for bad in bad_shapes(shape):
-        with pytest.raises(ValueError) as error:
-            vec.step(bad)
-        message = expected_owner_and_shape(error, type(vec).__name__, shape)
-        assert f"got shape {bad.shape}" in message
+    refuses_wrong_shapes(case.vec, (ROWS, case.dim))
 
 
 def test_vector_refuses_non_finite_actions_naming_rows_and_entries(case):
