@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cli import ROOT, TINY, iwx_run, read_json, run_cli, run_dirs
+from iwx.experiment.metrics import COLUMNS
 
 pymongo = pytest.importorskip("pymongo")
 gridfs = pytest.importorskip("gridfs")
@@ -64,7 +65,12 @@ def assert_mirrors(db, run_dir: Path) -> dict:
     for name, m in metrics.items():
         assert stored[name]["steps"] == m["steps"], name
         assert stored[name]["values"] == m["values"], name
-    assert {m["name"] for m in doc["info"]["metrics"]} == set(metrics)
+    # info.metrics lists the runs-list column series only (metrics.COLUMNS), each
+    # pointing at its document; the collection keeps every series.
+    listed = {m["name"]: m["id"] for m in doc["info"]["metrics"]}
+    assert set(listed) == {n for n in metrics if COLUMNS.match(n)}
+    assert "train/return" in listed
+    assert all(str(stored[n]["_id"]) == i for n, i in listed.items())
     fs = gridfs.GridFS(db)
     assert sorted(a["name"] for a in doc["artifacts"]) == sorted(run["artifacts"])
     for a in doc["artifacts"]:

@@ -118,7 +118,7 @@ def test_grid_sweep_records_every_trial_in_mongodb(mongo_sweep):
     for d in docs:
         names = {m["name"] for m in d["info"]["metrics"]}
         assert "adapt/Shared Q + IW/return" in names and "train/return" in names
-        assert db.metrics.count_documents({"run_id": d["_id"]}) == len(names)
+        assert db.metrics.count_documents({"run_id": d["_id"]}) >= len(names)
         artifact = {a["name"]: a["file_id"] for a in d["artifacts"]}
         results = json.loads(fs.get(artifact["results.json"]).read())
         assert results["adapt_on"] == "validation"

@@ -5,7 +5,8 @@ unwinds every metric a run recorded and joins each one's document: its cost grow
 with the number of series per run. This bench measures that, side by side, for the
 two record layouts a run can have (iwx/experiment/metrics.py):
 
-* ``browsable`` — the default: aggregate series only;
+* ``browsable`` — the default: aggregate series only, of which ``info.metrics``
+  lists the runs-list column series (``iwx.experiment.metrics.COLUMNS``);
 * ``everything`` — ``RecordedMetrics.per_task``, ``throughput`` and ``diagnostics``
   True: every series the loops log (what every run recorded before).
 
@@ -112,6 +113,7 @@ def measure(layout: str, bindings: list[str], work: Path, args) -> dict:
         mirror = Mirror(db)
         for run in runs:
             mirror.sync(run)
+        listed = len(db.runs.find_one({}, {"info.metrics": 1})["info"]["metrics"])
         board = start_omniboard(server.url, timeout=120)
         try:
             plain, count = time_runs_list(board.url, args.repeats, metric_column=False)
@@ -122,7 +124,7 @@ def measure(layout: str, bindings: list[str], work: Path, args) -> dict:
         client.close()
     finally:
         server.stop()
-    return {"layout": layout, "series_per_run": len(metrics),
+    return {"layout": layout, "series_per_run": len(metrics), "listed_per_run": listed,
             "points_per_run": sum(len(m["steps"]) for m in metrics.values()),
             "runs": count, "runs_with_column": count_column,
             "list_s": plain, "list_with_metric_column_s": with_column}
@@ -147,10 +149,12 @@ def main(argv=None) -> int:
                   flush=True)
             rows.append(measure(layout, bindings, Path(tmp), args))
     print(f"\nOmniboard runs list, {args.runs} runs, median of {args.repeats} requests:")
-    print("| layout | series / run | points / run | list (s) | list + 1 metric column (s) |")
-    print("|---|---|---|---|---|")
+    print("| layout | series / run | in info.metrics | points / run | list (s) "
+          "| list + 1 metric column (s) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['layout']} | {r['series_per_run']} | {r['points_per_run']} | "
+        print(f"| {r['layout']} | {r['series_per_run']} | {r['listed_per_run']} | "
+              f"{r['points_per_run']} | "
               f"{r['list_s']:.2f} | {r['list_with_metric_column_s']:.2f} |")
     if len(rows) == 2:
         new, old = rows[0]["list_with_metric_column_s"], rows[1]["list_with_metric_column_s"]

@@ -49,6 +49,7 @@ from sacred.observers import RunObserver
 
 from iwx.experiment.artifacts import content_type as artifact_content_type
 from iwx.experiment.claims import ClaimBusy, ClaimLost, Claims
+from iwx.experiment.metrics import COLUMNS
 from iwx.experiment.mongo import database
 
 FORMAT = "MongoObserver-0.7.0"   # the run-document layout Sacred 0.8.7 writes (Omniboard reads it)
@@ -238,7 +239,8 @@ class Mirror:
                 self.fs.delete(f["_id"])
 
     def _metrics(self, run_id: int, metrics: dict) -> list[dict]:
-        """Replace each metric whole (idempotent); returns Sacred's info.metrics list."""
+        """Replace each metric whole (idempotent); returns the run's ``info.metrics``: the
+        column series only (:data:`iwx.experiment.metrics.COLUMNS`, why there)."""
         for name, m in metrics.items():
             key = (run_id, name)
             if self._metric_points.get(key) == len(m.get("steps", [])):
@@ -251,8 +253,9 @@ class Mirror:
         stale = {"run_id": run_id, "name": {"$nin": list(metrics)}}
         if self.metrics.count_documents(stale, limit=1):
             self.metrics.delete_many(stale)
+        listed = {"run_id": run_id, "name": {"$in": sorted(n for n in metrics if COLUMNS.match(n))}}
         return [{"id": str(d["_id"]), "name": d["name"]}
-                for d in self.metrics.find({"run_id": run_id}, {"name": 1}).sort("name", 1)]
+                for d in self.metrics.find(listed, {"name": 1}).sort("name", 1)]
 
     def sync(self, run_dir: str | Path, wait_s: float = 0.0) -> int:
         """Mirror one file-store run; returns its MongoDB ``_id``. Safe to repeat, and
