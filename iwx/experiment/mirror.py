@@ -11,25 +11,23 @@ MongoDB a mirror of it:
   files) into the ``runs`` / ``metrics`` collections and GridFS. It is
   idempotent: a run is found again by ``meta.iwx_uid`` (a new run takes its
   file-store id as ``_id`` when that id is free, so ``run 9`` names the same run
-  in both stores; else the next free id), metrics are replaced
-  whole, artifacts and sources are uploaded only when their MD5 changed, so
-  syncing twice duplicates nothing. It is safe to run concurrently, from any
-  number of processes and machines: each run (and each source file) is written
-  under a claim held in MongoDB (iwx/experiment/claims.py), so one process at a
-  time reads the run's document, uploads and writes it; the others wait or come
-  back later. The claim holder also deletes the run's GridFS artifact files that
-  its document no longer names (a replaced artifact; leftovers of a process that
-  died mid-sync, or of syncs before the claims). Omniboard reads the result like
-  any Sacred run; tags from ``meta.tags`` become Omniboard tags (tags added in
-  Omniboard are kept).
-- :class:`MirrorObserver` is the observer ``iwx.run --mongo URL`` attaches. It
-  runs after the FileStorageObserver (lower priority) and mirrors the run at
-  its start, at every Sacred heartbeat (10 s) and at its end. Every database
-  call is bounded by short pymongo timeouts and every error is caught: a
-  database that is down or dies mid-run costs at most a few seconds per
-  heartbeat, never the run, and the next heartbeat that reaches it catches
-  up on everything. If the end of the run cannot reach it, the run still
-  exits 0 and prints the command that re-syncs it (``python -m iwx.resync``).
+  in both stores; else the next free id), metrics are replaced whole, artifacts
+  and sources are uploaded only when their MD5 changed: syncing twice duplicates
+  nothing. It is safe to run concurrently, from any number of processes and
+  machines: each run (and each source file) is written under a claim held in
+  MongoDB (iwx/experiment/claims.py), so one process at a time reads the run's
+  document, uploads and writes it; the others wait or come back later. The
+  claim holder also deletes the run's GridFS artifact files that its document no
+  longer names (a replaced artifact; leftovers of a process that died mid-sync, or
+  of syncs before the claims). Omniboard reads the result like any Sacred run;
+  tags from ``meta.tags`` become Omniboard tags (tags added in Omniboard are kept).
+- :class:`MirrorObserver` is the observer ``iwx.run --mongo URL`` attaches. It runs
+  after the FileStorageObserver (lower priority) and mirrors the run at its start,
+  at every Sacred heartbeat (10 s) and at its end. Every database call is bounded
+  by short pymongo timeouts and every error is caught: a database that is down or
+  dies mid-run costs at most a few seconds per heartbeat, never the run, and the
+  next heartbeat that reaches it catches up on everything. If the end of the run
+  cannot reach it, the run still exits 0 and prints the re-sync command.
 """
 
 from __future__ import annotations
@@ -239,8 +237,7 @@ class Mirror:
                 self.fs.delete(f["_id"])
 
     def _metrics(self, run_id: int, metrics: dict) -> list[dict]:
-        """Replace each metric whole (idempotent); returns the run's ``info.metrics``: the
-        column series only (:data:`iwx.experiment.metrics.COLUMNS`, why there)."""
+        """Replace each metric whole (idempotent); returns ``info.metrics``: see COLUMNS."""
         for name, m in metrics.items():
             key = (run_id, name)
             if self._metric_points.get(key) == len(m.get("steps", [])):
@@ -253,9 +250,9 @@ class Mirror:
         stale = {"run_id": run_id, "name": {"$nin": list(metrics)}}
         if self.metrics.count_documents(stale, limit=1):
             self.metrics.delete_many(stale)
-        listed = {"run_id": run_id, "name": {"$in": sorted(n for n in metrics if COLUMNS.match(n))}}
-        return [{"id": str(d["_id"]), "name": d["name"]}
-                for d in self.metrics.find(listed, {"name": 1}).sort("name", 1)]
+        listed = {"run_id": run_id, "name": {"$in": [n for n in metrics if COLUMNS.match(n)]}}
+        return [{"id": str(d["_id"]), "name": d["name"]} for d in self.metrics.find(
+            listed, {"name": 1}).sort("name", 1)]
 
     def sync(self, run_dir: str | Path, wait_s: float = 0.0) -> int:
         """Mirror one file-store run; returns its MongoDB ``_id``. Safe to repeat, and
