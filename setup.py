@@ -12,7 +12,8 @@ the same names back to the checkout's folders.
 
 from setuptools import find_namespace_packages, setup
 
-SHIPPED = {"gin": ["*.gin"], "sweeps": ["*.yaml"]}   # folder -> its files the wheel carries
+# folder -> its files the wheel carries
+SHIPPED = {"gin": ["*.gin"], "sweeps": ["*.yaml"], "figures": ["*.yaml"]}
 
 
 def shipped_packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:

@@ -29,7 +29,7 @@ COMMANDS = (
                                "adaptation"),
     ("runs", "iwx.runs", "list the recorded runs of a file store or MongoDB"),
     ("report", "iwx.report", "turn recorded runs into the paper's figures and tables"),
-    ("figure", "iwx.figure", "draw a figure from recorded runs"),
+    ("figure", "iwx.figure", "run (or reuse) the runs of one of the paper's figures and draw it"),
     ("db", "iwx.db", "start / stop a local MongoDB-compatible server and Omniboard"),
     ("resync", "iwx.resync", "re-send file-store runs to MongoDB"),
     ("bench", "iwx.bench", "throughput of the learner and the acting loop"),

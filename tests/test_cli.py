@@ -15,7 +15,7 @@ from cli import ROOT, read_json, run_cli, run_dirs
 from iwx import cli
 from iwx.experiment import shipped
 
-SUBCOMMANDS = ("run", "sweep", "compare", "runs", "report", "db", "resync", "bench")
+SUBCOMMANDS = ("run", "sweep", "compare", "runs", "report", "figure", "db", "resync", "bench")
 
 
 # --------------------------------------------------------------------------- the dispatcher

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "iwx"
 COMMAND_LINES = {"iwx.run", "iwx.sweep", "iwx.report", "iwx.compare", "iwx.bench", "iwx.db",
-                 "iwx.resync", "iwx.runs"}
+                 "iwx.resync", "iwx.runs", "iwx.figure"}
 MAX_LINES = 400
 # Environment definitions may be longer (issue 11).
 LONG_ALLOWED = ("iwx/envs/",)

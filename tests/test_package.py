@@ -29,8 +29,8 @@ import pytest
 
 from cli import ROOT
 
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "iwx", "gin", "sweeps")
-SHIPPED = {"gin": "*.gin", "sweeps": "*.yaml"}
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "iwx", "gin", "sweeps", "figures")
+SHIPPED = {"gin": "*.gin", "sweeps": "*.yaml", "figures": "*.yaml"}
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("setuptools") is None or importlib.util.find_spec("pip") is None,
@@ -131,3 +131,11 @@ def test_the_installed_command_runs_a_shipped_experiment_by_name(venv, tmp_path)
     header, row = listed.splitlines()
     assert row.split()[2:7] == ["COMPLETED", "point_nav", "iwpl", "0", "smoke"], listed
     assert "Shared Q + IW" in row
+
+
+def test_the_installed_command_finds_a_shipped_figure_spec(venv, tmp_path):
+    out = _run([venv / "bin" / "iwx", "figure", "3", "--dry-run"], cwd=tmp_path,
+               env=_clean_env()).stdout
+    spec = out.splitlines()[0].split("(", 1)[1].split(")", 1)[0]
+    assert Path(spec).resolve().is_relative_to(venv.resolve()), out
+    assert "8 runs: 0 reused, 8 to run" in out and not (tmp_path / "runs").exists()

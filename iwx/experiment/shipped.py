@@ -19,8 +19,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path, PurePosixPath
 
-SUFFIXES = {"gin": ".gin", "sweeps": ".yaml"}
-NOUNS = {"gin": "gin file", "sweeps": "sweep file"}
+SUFFIXES = {"gin": ".gin", "sweeps": ".yaml", "figures": ".yaml"}
+NOUNS = {"gin": "gin file", "sweeps": "sweep file", "figures": "figure spec"}
 _PACKAGE = Path(__file__).resolve().parents[1]   # .../iwx
 
 

@@ -1,0 +1,168 @@
+"""Draw one of the paper's figures, running whatever runs of it are not recorded yet.
+
+    python -m iwx.figure 3                      # this machine's scale (cpu)
+    python -m iwx.figure 3 --dry-run            # what would run, what is reused, minutes
+    python -m iwx.figure 3 --scale smoke        # the whole pipeline in about a minute
+    python -m iwx.figure 3 --scale paper --mongo $IWX_MONGO_URL --jobs 8
+
+A figure is data: ``figures/figureN.yaml`` (a checkout's folder, or the wheel's
+copy) names, for each scale, the panels, each panel's runs (gin files, bindings,
+estimated minutes), the run seeds, the smoothing and what the table averages
+(iwx/figures/spec.py documents the format; ``--spec FILE`` uses a file of your own).
+
+Every panel × run × seed is an ordinary recorded run (``iwx.run``: Sacred, resumable)
+of its configuration. One that already COMPLETED in ``--runs-dir`` (the same
+configuration key: same files, bindings and seed) or, with ``--mongo``, in MongoDB
+is reused; the others run ``--jobs`` at a time, each in a process of its own, one
+line as each starts and ends. Then the figure is drawn under ``--out`` (default
+``reports/figureN-<scale>/``): ``figureN.png`` / ``.pdf``, ``training.png`` and
+``training_return.png`` (the pretraining of every run, against env steps),
+``table.md``, ``figure.json`` (every plotted number, the runs used, their compute)
+and ``README.md`` (a snippet with all of it). Run it again: everything is reused
+and only the drawing is redone.
+
+Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
+the others, the failures' output tails printed); 2 nothing ran: an unknown figure,
+scale or panel, a spec with a missing or mistyped key (file and key named), a gin
+file that does not exist, a binding gin refuses, a MongoDB that does not answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+PREFIX = "[iwx.figure]"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m iwx.figure", description=__doc__.split("\n")[0])
+    p.add_argument("figure", nargs="?", type=int, metavar="N",
+                   help="the paper's figure number (figures/figureN.yaml)")
+    p.add_argument("--scale", default="cpu",
+                   help="which of the spec's scales (default: cpu, this machine's)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run, whether it is reused or would run, and the estimated "
+                        "minutes; run nothing")
+    p.add_argument("--spec", metavar="FILE", help="a spec file instead of the shipped one")
+    p.add_argument("--panels", nargs="+", default=[], metavar="TASK",
+                   help="only these panels (by their task)")
+    p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
+                   help="Sacred file store of the runs (default: $IWX_RUNS_DIR or runs/)")
+    p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
+                   help="also reuse runs recorded there and record new runs there "
+                        "(default: $IWX_MONGO_URL)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time (default 1: a pretraining uses the machine)")
+    p.add_argument("--out", help="where the figure goes (default: reports/figureN-<scale>/)")
+    p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
+                   help="binding appended to every run (repeatable): your own override")
+    return p.parse_args(argv)
+
+
+def fail(message: str) -> int:
+    print(f"iwx.figure: {message}", file=sys.stderr)
+    return 2
+
+
+def spec_path(args) -> Path:
+    from iwx.figures.spec import SpecError, find
+
+    if args.spec:
+        path = Path(args.spec)
+        if not path.is_file():
+            raise SpecError(f"--spec {args.spec}: no such file")
+        return path
+    if args.figure is None:
+        raise SpecError("name a figure number (python -m iwx.figure 3) or --spec FILE")
+    return find(args.figure)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.jobs < 1:
+        return fail(f"--jobs {args.jobs}: expected at least 1")
+    os.environ.setdefault("MUJOCO_GL", "disable")   # before anything imports mujoco
+    if args.mongo:
+        from iwx.experiment.mongo import check_url
+
+        if problem := check_url(args.mongo):
+            return fail(f"--mongo: {problem}")
+    from iwx.experiment.store import StoreError
+    from iwx.figures import plan as planning
+    from iwx.figures.spec import SpecError, load
+
+    try:
+        spec = load(spec_path(args))
+        if args.figure is not None and spec.figure != args.figure:
+            raise SpecError(f"{spec.path}: figure: this spec draws figure {spec.figure}, "
+                            f"not {args.figure}")
+        plan = planning.make_plan(spec, args.scale, runs_dir=args.runs_dir, mongo=args.mongo,
+                                  extra=args.gin_param, tasks=args.panels)
+    except SpecError as exc:
+        return fail(str(exc))
+    except StoreError as exc:
+        return fail(f"--mongo: {exc}")
+    print(f"{PREFIX} figure {spec.figure} ({spec.path}), scale {args.scale!r}: "
+          f"{plan.scale.about}")
+    if args.dry_run:
+        print(planning.table(plan))
+        print(f"{PREFIX} {planning.totals(plan)}; dry run: nothing run")
+        return 0
+    return run_and_draw(args, plan, argv)
+
+
+def run_and_draw(args, plan, argv: list[str]) -> int:
+    from iwx.figures import collect, record
+    from iwx.figures.draw import draw
+    from iwx.figures.execute import execute
+    from iwx.figures.plan import totals
+    from iwx.figures.spec import SpecError
+
+    for p in plan.reused():
+        print(f"{PREFIX} run {p.number}/{len(plan.runs)} reused: {p.name()} = "
+              f"{p.done.where()}")
+    missing = plan.missing()
+    if missing:
+        print(f"{PREFIX} {totals(plan)}; {args.jobs} at a time, records in "
+              f"{args.runs_dir}", flush=True)
+    else:
+        print(f"{PREFIX} every run reused ({len(plan.runs)} runs): only redrawing", flush=True)
+    try:
+        outcomes = execute(missing, len(plan.runs), args.jobs,
+                           echo=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print(f"{PREFIX} interrupted: every run stopped and recorded itself INTERRUPTED; "
+              "the same command resumes them from their checkpoints", file=sys.stderr)
+        return 130
+    failed = [p for p in missing if not outcomes[p.number]["ok"]]
+    for p in failed:
+        print(f"\n{PREFIX} run {p.number}/{len(plan.runs)} failed: {p.name()}\n"
+              f"{outcomes[p.number]['error']}", file=sys.stderr)
+    runs = collect.records(plan, outcomes)
+    if not runs:
+        print("iwx.figure: no completed run to draw from", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else Path("reports") / \
+        f"figure{plan.figure.figure}-{plan.scale.name}"
+    try:
+        drawing = draw(plan, runs, out)
+    except SpecError as exc:
+        return fail(str(exc))
+    command = " ".join(["python -m iwx.figure", *(shlex.quote(a) for a in argv)])
+    files = record.write(plan, drawing, runs, outcomes, out, command)
+    print("\n" + drawing.table + "\n")
+    print(f"{PREFIX} {len(runs)} of {len(plan.runs)} runs drawn; wrote "
+          + ", ".join(str(f) for f in files))
+    if failed:
+        print(f"{PREFIX} {len(failed)} run(s) failed (above); the figure is drawn without "
+              "them", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

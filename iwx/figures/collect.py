@@ -1,0 +1,31 @@
+"""The records of a plan's completed runs, read back from where they are recorded.
+
+A run found done when planning is read from its store (the file store, or MongoDB
+with its results.json from GridFS); a run made now from the file store folder it
+reported. Either way the drawing gets :class:`iwx.experiment.store.RecordedRun`
+objects and never knows which store a run came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iwx.experiment.store import RecordedRun, load_runs
+from iwx.figures.plan import Plan
+
+
+def records(plan: Plan, outcomes: dict[int, dict]) -> dict[int, RecordedRun]:
+    """{planned run's number: its COMPLETED record}; runs that failed are absent."""
+    wanted: dict[str, dict[int, int]] = {}          # source: {run id: planned number}
+    for p in plan.runs:
+        outcome = outcomes.get(p.number)
+        if outcome is not None and outcome.get("ok"):
+            folder = Path(outcome["run_dir"])
+            wanted.setdefault(str(folder.parent), {})[int(folder.name)] = p.number
+        elif p.done is not None:
+            wanted.setdefault(p.done.source, {})[p.done.run_id] = p.number
+    found: dict[int, RecordedRun] = {}
+    for source, ids in wanted.items():
+        for run in load_runs(source, run_ids=list(ids)):
+            found[ids[run.id]] = run
+    return found

@@ -1,0 +1,218 @@
+"""Drawing a figure from its recorded runs, one function per kind of figure (:data:`DRAWERS`).
+
+Kind ``adaptation`` (the paper's figures 2 and 3): one panel per spec panel; one line
+per adaptation variant of the panel's runs, labelled by the variant ('Shared Q + IW',
+'RL²', ...; '<method> · <variant>' where two runs of a panel adapt with a variant of
+the same name); each line is :func:`iwx.results.curves.adaptation_lines` of that
+run's seeds: a held-out task's value is its mean over adaptation seeds and run seeds
+(each (run seed, task) its own unit when the seeds drew different splits), smoothed
+with the scale's trailing window, mean ± 95% CI across units; the exploration
+episodes shaded, the task's oracle / lower baseline drawn where recorded. The table
+is appendix A.2's: per unit the mean of the last ``last`` unsmoothed episodes (and of
+the episodes after exploration), then mean ± 95% CI across units
+(:func:`iwx.results.stats.headline`, what ``iwx.report`` tabulates).
+
+Every figure also draws the training of its runs that trained (pretraining /
+meta-training; From Scratch has none): ``train/success`` (training.png) and
+``train/return`` (training_return.png) against env steps, one panel per spec panel,
+one line per run of the spec (mean ± CI across its seeds), chunked and smoothed as
+``iwx.report``'s training figure (:func:`iwx.results.curves.training_lines`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+from iwx.experiment.store import RecordedRun
+from iwx.figures.plan import Plan
+from iwx.figures.spec import PanelSpec, SpecError
+from iwx.results import curves, figures, report_text
+from iwx.results.curves import ORACLE, Line
+from iwx.results.groups import method_of
+from iwx.results.protocol import differences
+from iwx.results.reporting import references_of
+from iwx.results.stats import headline
+from iwx.results.tables import fmt
+
+TRAINING = (("train/success", "training.png", "training success rate"),
+            ("train/return", "training_return.png", "training return"))
+
+
+@dataclasses.dataclass
+class PanelDrawing:
+    panel: PanelSpec
+    lines: list[Line]
+    references: list            # iwx.results.reporting.Reference
+    exploration: int | None
+
+
+@dataclasses.dataclass
+class Drawing:
+    """What a kind's drawer made: the panels' lines, the training lines per metric, the
+    table, and the files it wrote."""
+
+    panels: list[PanelDrawing]
+    training: dict[str, list[Line]]          # metric: lines (each with .task)
+    x_names: dict[str, str]                  # task: the training figure's x axis
+    table: str
+    files: list[Path]
+
+
+def draw(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
+    """Draw ``plan``'s figure from ``records`` ({planned run's number: its record}; the
+    runs that did not complete are absent) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    return DRAWERS[plan.figure.kind](plan, records, out)
+
+
+# --------------------------------------------------------------------------- adaptation
+
+def panel_lines(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -> list[Line]:
+    """The adaptation lines of one panel: each spec run's seeds pooled, per variant."""
+    lines, methods = [], {}
+    for entry in panel.runs:
+        runs = [records[p.number] for p in plan.of(panel, entry) if p.number in records]
+        if not runs:
+            continue
+        methods[entry.label] = method_of(runs[0])
+        lines += curves.adaptation_lines({entry.label: runs}, plan.scale.window,
+                                         task=panel.task)
+    repeated = Counter(line.variant for line in lines)
+    for line in lines:
+        line.label = (f"{methods[line.group]} · {line.variant}" if repeated[line.variant] > 1
+                      else line.variant)
+    return lines
+
+
+def check_protocol(plan: Plan, panel: PanelSpec, runs: list[RecordedRun]) -> None:
+    """A panel's runs must share one adaptation protocol (one episode axis)."""
+    differ = differences(runs)
+    if differ:
+        what = "; ".join(f"{w} ({b}): " + "; ".join(f"{v} in runs {ids}" for v, ids in
+                                                    values.items())
+                         for w, b, values in differ)
+        raise SpecError(f"{plan.figure.path}: panel {panel.task} of scale {plan.scale.name!r}:"
+                        f" its runs adapted under different protocols ({what}); bind the "
+                        "adaptation settings at the scale or the panel, not per run")
+
+
+def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
+    drawings = []
+    for panel in plan.panels:
+        runs = [records[p.number] for p in plan.of(panel) if p.number in records]
+        check_protocol(plan, panel, runs)
+        lines = panel_lines(plan, panel, records)
+        used = {i for line in lines for i in line.run_ids}
+        explore = {line.exploration_episodes for line in lines}
+        drawings.append(PanelDrawing(panel, lines,
+                                     references_of([r for r in runs if r.id in used]),
+                                     explore.pop() if len(explore) == 1 else None))
+    files = []
+    shown = [d for d in drawings if d.lines]
+    if shown:
+        all_lines = [line for d in shown for line in d.lines]
+        panels = [figures.Panel(d.lines, panel_heading(d), d.exploration,
+                                next((r.mean for r in d.references if r.name == ORACLE), None),
+                                next(((r.name, r.mean) for r in d.references
+                                      if r.name != ORACLE), None))
+                  for d in shown]
+        name = f"figure{plan.figure.figure}"
+        files += figures.plot_panels(
+            panels, [out / f"{name}.png", out / f"{name}.pdf"], xlabel="adaptation episode",
+            ylabel="mean return on held-out tasks", title=heading(plan),
+            note=report_text.adaptation_note(all_lines), integer_x=True)
+    training, x_names = training_lines(plan, records)
+    files += draw_training(plan, training, x_names, out)
+    return Drawing(drawings, training, x_names, table(plan, drawings), files)
+
+
+def heading(plan: Plan) -> str:
+    return (f"Figure {plan.figure.figure}: {plan.figure.title} — scale {plan.scale.name} "
+            f"({plan.scale.about})")
+
+
+def panel_heading(d: PanelDrawing) -> str:
+    runs = {i for line in d.lines for i in line.run_ids}
+    return f"{d.panel.title} (task {d.panel.task}; {len(runs)} run{'s' * (len(runs) != 1)})"
+
+
+def line_numbers(line: Line, last: int) -> dict:
+    """Appendix A.2's numbers of a line from its unsmoothed units (iwx.results.stats)."""
+    return headline(line.raw, line.exploration_episodes, last, x=line.x)
+
+
+def table(plan: Plan, drawings: list[PanelDrawing]) -> str:
+    """Markdown: one row per line (mean ± 95% CI across units of the per-unit mean of the
+    last ``last`` episodes, and of the episodes after exploration), then the references."""
+    last = plan.figure.last
+    rows = [f"| panel | line | units | unit | runs | last {last} episodes | after exploration |",
+            "|---|---|---|---|---|---|---|"]
+    refs = []
+    for d in drawings:
+        if not d.lines:
+            rows.append(f"| {d.panel.task} | (no completed run) | | | | — | — |")
+        for line in d.lines:
+            h = line_numbers(line, last)
+            rows.append(f"| {d.panel.task} | {line.label} | {line.units} | {line.unit} | "
+                        f"{line.runs} | {fmt(h['last3_mean'], h['last3_ci95'])} | "
+                        f"{fmt(h['post_exploration_mean'], h['post_exploration_ci95'])} |")
+        refs += [f"{d.panel.task}: {r.name} {fmt(r.mean, r.ci95)} per episode "
+                 f"(runs {', '.join(map(str, r.run_ids))})" for r in d.references]
+    return "\n".join(rows + ([""] + [f"- {r}" for r in refs] if refs else []))
+
+
+# --------------------------------------------------------------------------- training
+
+def as_training_return(run: RecordedRun, metric: str) -> RecordedRun | None:
+    """The run with ``metric`` in the place of ``train/return``, so the training figure's
+    chunking and smoothing (:func:`curves.training_lines`) draw it as they draw returns;
+    None when the run did not log it."""
+    if metric not in run.metrics:
+        return None
+    return dataclasses.replace(run, metrics={**run.metrics, "train/return": run.metrics[metric]})
+
+
+def training_lines(plan: Plan, records: dict[int, RecordedRun]
+                   ) -> tuple[dict[str, list[Line]], dict[str, str]]:
+    """{metric: lines} over every panel (a line per spec run that trained), and each
+    panel's x axis (env steps, or learner updates for runs that logged none)."""
+    found: dict[str, list[Line]] = {}
+    x_names: dict[str, str] = {}
+    for metric, _, _ in TRAINING:
+        for panel in plan.panels:
+            groups = {}
+            for entry in panel.runs:
+                runs = [r for p in plan.of(panel, entry) if p.number in records
+                        if (r := as_training_return(records[p.number], metric)) is not None]
+                if runs:
+                    groups[entry.label] = runs
+            lines, x_name = curves.training_lines(groups, None, None, task=panel.task)
+            for line in lines:
+                line.variant = metric
+            found.setdefault(metric, []).extend(lines)
+            if lines:
+                x_names[panel.task] = x_name
+    return found, x_names
+
+
+def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str, str],
+                  out: Path) -> list[Path]:
+    written = []
+    for metric, filename, ylabel in TRAINING:
+        lines = training.get(metric) or []
+        if not lines:
+            continue
+        panels = [figures.Panel(mine, f"{panel.title} (task {panel.task})",
+                                xlabel=x_names[panel.task])
+                  for panel in plan.panels
+                  if (mine := [line for line in lines if line.task == panel.task])]
+        written += figures.plot_panels(
+            panels, [out / filename], xlabel=" / ".join(sorted(set(x_names.values()))),
+            ylabel=ylabel, title=f"{heading(plan)}: pretraining / meta-training ({metric})",
+            note=report_text.training_note(lines, x_names))
+    return written
+
+
+DRAWERS = {"adaptation": adaptation}

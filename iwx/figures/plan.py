@@ -1,0 +1,235 @@
+"""A figure's runs at one scale: spec × scale → one :class:`Planned` run per panel × run ×
+seed, with its configuration key, its estimate, and where it is already done.
+
+Each run's configuration is parsed here, in this process, exactly as the run will
+parse it (:func:`iwx.experiment.runner.prepare`): a bad binding or a gin file gin
+cannot read is reported before anything runs, the configuration key is the one the
+run will record, and the task the run will record is checked against its panel's
+(a panel of ``reach_cpu`` whose runs lack the overlay would record ``reach``).
+
+A run is *done* when a COMPLETED run of its key wrote its results: in the file
+store first (:func:`iwx.experiment.store.completed_runs`, as ``iwx.run``'s own
+reuse finds it), else, with ``--mongo``, in MongoDB (``info.checkpoint_key``, which
+the mirror copies; its results.json is read from GridFS when drawing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from iwx.experiment.runner import RunSpec
+from iwx.figures.spec import FigureSpec, PanelSpec, RunEntry, Scale, SpecError
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    """Where a completed run of a planned configuration is recorded."""
+
+    store: str          # "file store" | "MongoDB"
+    source: str         # the runs folder or the MongoDB URL (what load_runs reads)
+    run_id: int
+
+    def where(self) -> str:
+        if self.store == "file store":
+            return str(Path(self.source) / str(self.run_id))
+        return f"run {self.run_id} in {self.source}"
+
+
+@dataclasses.dataclass
+class Planned:
+    number: int                   # 1 .. len(plan.runs), the order runs are listed and run
+    panel: PanelSpec
+    entry: RunEntry
+    seed: int
+    spec: RunSpec
+    key: str
+    identity: dict
+    done: Done | None = None
+
+    @property
+    def minutes(self) -> float:
+        return self.entry.minutes
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self.spec.gin_files
+
+    def name(self) -> str:
+        """'reach_cpu · gin/reach_distral.gin · seed 0': how progress lines name it."""
+        return f"{self.panel.task} · {self.entry.gin} · seed {self.seed}"
+
+
+@dataclasses.dataclass
+class Plan:
+    figure: FigureSpec
+    scale: Scale
+    panels: tuple[PanelSpec, ...]
+    runs: list[Planned]
+    extra: tuple[str, ...]        # the command line's --gin_param, after everything
+    runs_dir: str
+    mongo: str | None
+
+    def missing(self) -> list[Planned]:
+        return [p for p in self.runs if p.done is None]
+
+    def reused(self) -> list[Planned]:
+        return [p for p in self.runs if p.done is not None]
+
+    def minutes_to_run(self) -> float:
+        return sum(p.minutes for p in self.missing())
+
+    def of(self, panel: PanelSpec, entry: RunEntry | None = None) -> list[Planned]:
+        return [p for p in self.runs
+                if p.panel is panel and (entry is None or p.entry is entry)]
+
+
+def select_panels(scale: Scale, tasks: Sequence[str], path: Path) -> tuple[PanelSpec, ...]:
+    """The scale's panels, or those of ``tasks`` (``--panels``) in the spec's order."""
+    if not tasks:
+        return scale.panels
+    known = [p.task for p in scale.panels]
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        raise SpecError(f"{path}: scale {scale.name!r} has no panel {', '.join(unknown)}; "
+                        f"its panels are {', '.join(known)}")
+    return tuple(p for p in scale.panels if p.task in tasks)
+
+
+def bindings_of(scale: Scale, panel: PanelSpec, entry: RunEntry,
+                extra: Sequence[str]) -> tuple[str, ...]:
+    """Scale, panel, run, then the command line's bindings (later ones win)."""
+    return (*scale.bindings, *panel.bindings, *entry.bindings, *extra)
+
+
+def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str | None = None,
+              extra: Sequence[str] = (), tasks: Sequence[str] = ()) -> Plan:
+    """Every run of the scale (of ``tasks``' panels), parsed, keyed and looked up.
+    Raises :class:`SpecError` for what stops the figure before any compute: an unknown
+    scale or panel, a configuration gin refuses, a run recording another task than its
+    panel's, two runs of one configuration; :class:`iwx.experiment.store.StoreError`
+    for a MongoDB that does not answer."""
+    import gin
+
+    from iwx.experiment.gin_config import ConfigError
+    from iwx.experiment.runner import prepare
+
+    scale = figure.scale(scale_name)
+    panels = select_panels(scale, tasks, figure.path)
+    runs: list[Planned] = []
+    seen: dict[str, Planned] = {}
+    try:
+        for panel in panels:
+            for entry in panel.runs:
+                for seed in scale.seeds:
+                    spec = RunSpec(gin_files=(entry.path, *panel.overlay),
+                                   bindings=bindings_of(scale, panel, entry, extra), seed=seed,
+                                   runs_dir=runs_dir, mongo=mongo, progress=False, reuse=True)
+                    where = f"{figure.path}: {entry.where}"
+                    try:
+                        prepared = prepare(spec)
+                    except ConfigError as exc:
+                        raise SpecError(f"{where} (seed {seed}): configuration error: "
+                                        f"{one_line(exc)}") from None
+                    planned = Planned(len(runs) + 1, panel, entry, seed, spec, prepared.key,
+                                      dict(prepared.identity))
+                    if prepared.identity.get("task") != panel.task:
+                        raise SpecError(
+                            f"{where}: its runs record task {prepared.identity.get('task')!r}"
+                            f", the panel is {panel.task!r} (the gin files set "
+                            "run_identity.task; an overlay missing?)")
+                    if prepared.key in seen:
+                        raise SpecError(f"{where} (seed {seed}): the same configuration as "
+                                        f"{seen[prepared.key].name()}")
+                    seen[prepared.key] = planned
+                    runs.append(planned)
+    finally:
+        gin.clear_config()
+    plan = Plan(figure, scale, panels, runs, tuple(extra), runs_dir, mongo)
+    find_done(plan)
+    return plan
+
+
+def one_line(exc: Exception) -> str:
+    """A configuration error on one line; the spec's bindings reach gin as a run's
+    command-line bindings, so gin's '--gin_param' is called what it is here."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text.removeprefix("--gin_param ").replace("--gin_param number", "binding number")
+
+
+def find_done(plan: Plan) -> None:
+    """Mark every planned run whose configuration completed (file store, then MongoDB)."""
+    from iwx.experiment.store import completed_runs
+
+    in_files = completed_runs(plan.runs_dir)
+    for p in plan.runs:
+        p.done = None
+        if p.key in in_files:
+            p.done = Done("file store", plan.runs_dir, int(in_files[p.key].name))
+    left = {p.key for p in plan.runs if p.done is None}
+    if plan.mongo and left:
+        found = completed_in_mongo(plan.mongo, left)
+        for p in plan.runs:
+            if p.done is None and p.key in found:
+                p.done = Done("MongoDB", plan.mongo, found[p.key])
+
+
+def completed_in_mongo(url: str, keys: set[str]) -> dict[str, int]:
+    """{configuration key: newest COMPLETED MongoDB run of it that recorded results.json}."""
+    from pymongo.errors import PyMongoError
+
+    from iwx.experiment.store import StoreError, mongo_database
+
+    client, db = mongo_database(url)
+    try:
+        docs = list(db["runs"].find({"status": "COMPLETED",
+                                     "info.checkpoint_key": {"$in": sorted(keys)}},
+                                    {"info.checkpoint_key": 1, "artifacts": 1}))
+    except PyMongoError as exc:
+        raise StoreError(f"reading runs from MongoDB at {url} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    finally:
+        client.close()
+    found: dict[str, int] = {}
+    for doc in sorted(docs, key=lambda d: d["_id"]):
+        names = {a.get("name") for a in doc.get("artifacts") or [] if isinstance(a, dict)}
+        key = (doc.get("info") or {}).get("checkpoint_key")
+        if key in keys and "results.json" in names:
+            found[key] = int(doc["_id"])
+    return found
+
+
+def short_bindings(bindings: Sequence[str], width: int = 60) -> str:
+    """'MultiTaskTraining.updates=30000, ...' cut to ``width`` characters ('—' for none)."""
+    text = ", ".join(b.replace(" ", "") for b in bindings)
+    if not text:
+        return "—"
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def table(plan: Plan) -> str:
+    """The dry run's table: one row per run, its status and estimate, then the totals."""
+    header = ["panel", "gin files", "seed", "bindings (panel + run + --gin_param)", "status",
+              "est. min"]
+    rows = []
+    for p in plan.runs:
+        own = (*p.panel.bindings, *p.entry.bindings, *plan.extra)
+        status = f"reused: {p.done.where()}" if p.done else "will run"
+        rows.append([p.panel.task, " + ".join(p.files), str(p.seed), short_bindings(own),
+                     status, f"{p.minutes:g}"])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa
+    out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    if plan.scale.bindings:
+        out.append(f"every run of scale {plan.scale.name!r} also binds: "
+                   f"{short_bindings(plan.scale.bindings, 400)}")
+    return "\n".join(out)
+
+
+def totals(plan: Plan) -> str:
+    missing, reused = plan.missing(), plan.reused()
+    minutes = plan.minutes_to_run()
+    hours = f" ≈ {minutes / 60:.1f} h" if minutes >= 120 else ""
+    return (f"{len(plan.runs)} runs: {len(reused)} reused, {len(missing)} to run, about "
+            f"{minutes:g} min{hours} of compute to run (estimate)")

@@ -1,0 +1,134 @@
+"""What a drawn figure leaves beside its images: ``table.md``, ``figure.json`` (every
+plotted number, every run used and its compute) and ``README.md`` (a snippet to paste:
+figure, table, training, runs, compute).
+
+A run's compute is its record's wall time (Sacred's ``stop_time - start_time``); a
+run resumed after an interruption counts only its last, completing segment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from iwx.experiment.headline import short_uid
+from iwx.experiment.store import RecordedRun
+from iwx.figures.draw import Drawing, line_numbers
+from iwx.figures.plan import Plan, Planned
+
+
+def seconds_of(run: RecordedRun) -> float | None:
+    """The record's wall time in seconds (None where it lacks a start or stop)."""
+    times = []
+    for value in (run.start_time, run.stop_time):
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dt.datetime):
+            return None
+        times.append(value.replace(tzinfo=None))
+    return max(0.0, (times[1] - times[0]).total_seconds())
+
+
+def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) -> list[dict]:
+    """One entry per planned run: configuration, where it is recorded, how it was got."""
+    rows = []
+    for p in plan.runs:
+        record = records.get(p.number)
+        outcome = ran.get(p.number)
+        if record is None:
+            how = "failed" if outcome is not None and not outcome["ok"] else "missing"
+        elif p.done is not None or (outcome or {}).get("reused"):
+            how = "reused"
+        else:
+            how = "ran"
+        row = {"number": p.number, "panel": p.panel.task, "label": p.entry.label,
+               "gin_files": list(p.files), "bindings": list(p.spec.bindings), "seed": p.seed,
+               "key": p.key, "status": how, "estimate_minutes": p.minutes}
+        if record is not None:
+            uid = record.config.get("uid") or short_uid(record.meta.get("iwx_uid"))
+            local = not str(record.source).startswith(("mongodb://", "mongodb+srv://"))
+            row.update({"run_id": record.id, "uid": uid, "source": str(record.source),
+                        "dir": str(Path(record.source) / str(record.id)) if local else None,
+                        "method": (record.config.get("identity") or {}).get("method"),
+                        "compute_seconds": seconds_of(record)})
+        if outcome is not None and not outcome["ok"]:
+            row["error"] = outcome.get("error", "")[-2000:]
+        rows.append(row)
+    return rows
+
+
+def figure_record(plan: Plan, drawing: Drawing, rows: list[dict]) -> dict:
+    last = plan.figure.last
+    return {
+        "figure": plan.figure.figure, "title": plan.figure.title, "kind": plan.figure.kind,
+        "spec": str(plan.figure.path), "scale": plan.scale.name, "about": plan.scale.about,
+        "seeds": list(plan.scale.seeds), "window": plan.scale.window, "last": last,
+        "gin_params": list(plan.extra),
+        "panels": [{"task": d.panel.task, "title": d.panel.title,
+                    "exploration_episodes": d.exploration,
+                    "lines": [{**line.series(), "table": line_numbers(line, last)}
+                              for line in d.lines],
+                    "references": [r.as_json() for r in d.references]}
+                   for d in drawing.panels],
+        "training": {metric: [line.series() for line in lines]
+                     for metric, lines in drawing.training.items()},
+        "training_x": drawing.x_names,
+        "table": drawing.table,
+        "runs": rows,
+        "compute_seconds": sum(r.get("compute_seconds") or 0.0 for r in rows),
+        "files": [p.name for p in drawing.files],
+    }
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
+    name = f"figure{plan.figure.figure}"
+    total = sum(r.get("compute_seconds") or 0.0 for r in rows)
+    got = [r for r in rows if "run_id" in r]
+    md = [f"## Figure {plan.figure.figure}: {plan.figure.title} (scale {plan.scale.name})", "",
+          f"{plan.scale.about}. Run seeds {list(plan.scale.seeds)}; adaptation curves: "
+          f"trailing mean over {plan.scale.window} episode(s) per unit, mean ± 95% CI across "
+          f"units (a held-out task: its mean over adaptation and run seeds); the shaded "
+          f"start is the exploration episodes.", ""]
+    if any(p.name == f"{name}.png" for p in drawing.files):
+        md += [f"![figure {plan.figure.figure}]({name}.png)", ""]
+    md += [f"Mean of the last {plan.figure.last} adaptation episodes (unsmoothed) per unit, "
+           "then mean ± 95% CI across units:", "", drawing.table, ""]
+    for metric, filename, _ in (("train/success", "training.png", ""),
+                                ("train/return", "training_return.png", "")):
+        if drawing.training.get(metric):
+            md += [f"Pretraining / meta-training, `{metric}` against "
+                   f"{' / '.join(sorted(set(drawing.x_names.values())))}:", "",
+                   f"![{metric}]({filename})", ""]
+    md += ["| panel | run | seed | record | uid | how | compute |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        where = r.get("dir") or (f"run {r['run_id']} in {r['source']}" if "run_id" in r else "—")
+        spent = r.get("compute_seconds")
+        md.append(f"| {r['panel']} | {r['label']} | {r['seed']} | {where} | {r.get('uid') or '—'}"
+                  f" | {r['status']} | {hours(spent) if spent is not None else '—'} |")
+    md += ["", f"{len(got)} of {len(rows)} runs recorded; total compute {hours(total)} (the "
+           "sum of the runs' recorded wall times). Redraw (every recorded run is reused): "
+           f"`{command}`.", ""]
+    return "\n".join(md)
+
+
+def write(plan: Plan, drawing: Drawing, records: dict[int, RecordedRun], ran: dict[int, dict],
+          out: Path, command: str) -> list[Path]:
+    """Write table.md, figure.json and README.md; returns every file of the figure."""
+    rows = run_rows(plan, records, ran)
+    (out / "table.md").write_text(drawing.table + "\n")
+    (out / "figure.json").write_text(json.dumps(figure_record(plan, drawing, rows), indent=1,
+                                                default=str))
+    (out / "README.md").write_text(readme(plan, drawing, rows, command))
+    return drawing.files + [out / "table.md", out / "figure.json", out / "README.md"]
+
+
+def missing_runs(plan: Plan, records: dict[int, RecordedRun]) -> list[Planned]:
+    return [p for p in plan.runs if p.number not in records]

@@ -1,0 +1,275 @@
+"""Figure specs (``figures/figureN.yaml``): reading and checking one before anything runs.
+
+A spec says which recorded runs a paper figure is drawn from, at each scale, and
+how it is drawn; ``python -m iwx.figure N --scale S`` interprets it (the code holds
+no figure's runs)::
+
+    figure: 3                      # the paper's figure number
+    title: Few-shot adaptation ... # the figure's heading
+    kind: adaptation               # how it is drawn (KINDS; iwx/figures/draw.py)
+    last: 3                        # episodes averaged for the table (appendix A.2)
+    scales:                        # one or more, by name
+      cpu:
+        about: "one line: what this scale is"
+        seeds: [0]                 # run seeds; every run of the scale runs on each
+        window: 3                  # trailing rolling window over adaptation episodes
+        bindings: []               # optional: applied to every run of the scale
+        panels:                    # one panel of the figure each
+          - task: reach_cpu        # the task its runs record (run_identity.task)
+            title: "Reach"         # optional (default: the task)
+            overlay: [gin/tasks/reach_cpu.gin]   # optional: after each run's own file
+            bindings: []           # optional: every run of the panel
+            runs:
+              - gin: gin/reach_distral.gin       # the run's gin file
+                minutes: 60        # estimated minutes of one seed (for planning)
+                bindings: []       # optional: this run's own
+                label: "..."       # optional: its name in the training figure
+                                   # (default: the gin file's stem)
+
+A run's gin files are ``(gin, *overlay)`` and its bindings scale + panel + run +
+the command line's ``--gin_param``, in that order (later ones win). A gin file is a
+path relative to the working directory, to the spec's folder or the folder above it
+(a checkout's ``gin/``, or the wheel's copy beside ``figures/``), or a shipped name.
+
+Everything is checked here and reported as :class:`SpecError` naming the file and
+the key path (``figures/figure3.yaml: scales.cpu.panels[0].runs[1].minutes: ...``):
+unknown and missing keys, types and ranges, seeds (by a run's own rule), bindings
+that are not ``Name.param = value`` text, and gin files that do not exist. What gin
+makes of the bindings is checked when the runs are planned (iwx/figures/plan.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from iwx.experiment import shipped
+from iwx.experiment.config_rules import seed_problem
+
+KIND = "figures"                  # iwx.experiment.shipped's kind of the spec files
+KINDS = ("adaptation",)           # the kinds of drawing iwx/figures/draw.py knows
+TOP = {"figure": True, "title": True, "kind": True, "last": True, "scales": True}
+SCALE = {"about": True, "seeds": True, "window": True, "bindings": False, "panels": True}
+PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True}
+RUN = {"gin": True, "minutes": True, "bindings": False, "label": False}
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; the message names the file and the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEntry:
+    gin: str                      # as written
+    path: str                     # as a run is given it (iwx.experiment.runner.RunSpec)
+    minutes: float                # estimate per seed
+    bindings: tuple[str, ...]
+    label: str
+    where: str                    # its key path, for messages
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelSpec:
+    task: str
+    title: str
+    overlay: tuple[str, ...]      # resolved like RunEntry.path
+    bindings: tuple[str, ...]
+    runs: tuple[RunEntry, ...]
+    where: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    name: str
+    about: str
+    seeds: tuple[int, ...]
+    window: int
+    bindings: tuple[str, ...]
+    panels: tuple[PanelSpec, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    path: Path
+    figure: int
+    title: str
+    kind: str
+    last: int
+    scales: dict[str, Scale]
+
+    def scale(self, name: str) -> Scale:
+        if name not in self.scales:
+            raise SpecError(f"{self.path}: no scale {name!r}; its scales are "
+                            f"{', '.join(self.scales)}")
+        return self.scales[name]
+
+
+# --------------------------------------------------------------------------- finding
+
+def available() -> dict[int, Path]:
+    """{figure number: spec file} of the shipped specs (``figureN.yaml``)."""
+    found = {}
+    for name in shipped.names(KIND):
+        match = re.fullmatch(r"figure(\d+)", name)
+        if match:
+            found[int(match[1])] = shipped.find(name, KIND)
+    return dict(sorted(found.items()))
+
+
+def find(figure: int) -> Path:
+    """The shipped spec of ``figure``; SpecError listing the available ones."""
+    found = available()
+    if figure not in found:
+        listed = ", ".join(map(str, found)) or "none"
+        raise SpecError(f"no spec for figure {figure}: the shipped figures are {listed} "
+                        f"({shipped.root(KIND) or 'no figures/ folder found'}); "
+                        "--spec FILE draws from a spec of your own")
+    return found[figure]
+
+
+# --------------------------------------------------------------------------- reading
+
+def load(path: str | Path) -> FigureSpec:
+    """Read and check a spec file (every scale, not only the one to be drawn)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a figure spec (not UTF-8 text)") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    reader = _Reader(path)
+    top = reader.mapping(raw, "", TOP)
+    figure = reader.integer(top["figure"], "figure", 1)
+    kind = reader.text(top["kind"], "kind")
+    if kind not in KINDS:
+        raise SpecError(f"{path}: kind: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    scales_raw = top["scales"]
+    if not isinstance(scales_raw, dict) or not scales_raw:
+        raise SpecError(f"{path}: scales: expected a mapping of scale name -> scale")
+    scales = {str(name): reader.scale(str(name), value) for name, value in scales_raw.items()}
+    return FigureSpec(path, figure, reader.text(top["title"], "title"), kind,
+                      reader.integer(top["last"], "last", 1), scales)
+
+
+class _Reader:
+    """Checks of one file's values, each error naming the file and the key path."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, problem: str):
+        raise SpecError(f"{self.path}: {where}: {problem}" if where else f"{self.path}: {problem}")
+
+    def mapping(self, value, where: str, keys: dict[str, bool]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a mapping with keys {', '.join(keys)}, got "
+                             f"{type(value).__name__}")
+        unknown = sorted(str(k) for k in value if k not in keys)
+        if unknown:
+            self.fail(where, f"unknown key(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(keys)}")
+        for key, required in keys.items():
+            if required and key not in value:
+                self.fail(_join(where, key), "missing (required)")
+        return value
+
+    def text(self, value, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(where, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, value, where: str, low: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            self.fail(where, f"expected an integer >= {low}, got {value!r}")
+        return value
+
+    def number(self, value, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            self.fail(where, f"expected a number >= 0 (estimated minutes), got {value!r}")
+        return float(value)
+
+    def bindings(self, value, where: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list of 'Name.param = value' strings, got {value!r}")
+        for i, binding in enumerate(value):
+            if not isinstance(binding, str) or "=" not in binding:
+                self.fail(f"{where}[{i}]", f"expected a 'Name.param = value' string, got "
+                                           f"{binding!r}")
+        return tuple(b.strip() for b in value)
+
+    def gin(self, value, where: str) -> str:
+        name = self.text(value, where)
+        base = self.path.parent
+        for candidate in (Path(name), base / name, base.parent / name):
+            if candidate.is_file():
+                return str(candidate)
+        if shipped.find(name, "gin") is None:
+            self.fail(where, f"{shipped.not_found(name, 'gin')} (looked in the working "
+                             f"directory, {base} and {base.parent})")
+        return name   # a shipped name: the run resolves it
+
+    def seeds(self, value, where: str) -> tuple[int, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail(where, f"expected a non-empty list of seeds, got {value!r}")
+        for i, seed in enumerate(value):
+            problem = seed_problem(seed)
+            if problem:
+                self.fail(f"{where}[{i}]", problem)
+        if len(set(value)) != len(value):
+            self.fail(where, f"seeds repeat: {value}")
+        return tuple(value)
+
+    def scale(self, name: str, value) -> Scale:
+        where = f"scales.{name}"
+        raw = self.mapping(value, where, SCALE)
+        panels = raw["panels"]
+        if not isinstance(panels, list) or not panels:
+            self.fail(f"{where}.panels", "expected a non-empty list of panels")
+        read = tuple(self.panel(p, f"{where}.panels[{i}]") for i, p in enumerate(panels))
+        tasks = [p.task for p in read]
+        if len(set(tasks)) != len(tasks):
+            self.fail(f"{where}.panels", f"two panels of one task: {tasks}")
+        return Scale(name, self.text(raw["about"], f"{where}.about"),
+                     self.seeds(raw["seeds"], f"{where}.seeds"),
+                     self.integer(raw["window"], f"{where}.window", 1),
+                     self.bindings(raw.get("bindings"), f"{where}.bindings"), read)
+
+    def panel(self, value, where: str) -> PanelSpec:
+        raw = self.mapping(value, where, PANEL)
+        task = self.text(raw["task"], f"{where}.task")
+        overlay = raw.get("overlay") or []
+        if not isinstance(overlay, list):
+            self.fail(f"{where}.overlay", f"expected a list of gin files, got {overlay!r}")
+        runs = raw["runs"]
+        if not isinstance(runs, list) or not runs:
+            self.fail(f"{where}.runs", "expected a non-empty list of runs")
+        entries = tuple(self.run(r, f"{where}.runs[{i}]") for i, r in enumerate(runs))
+        labels = [e.label for e in entries]
+        if len(set(labels)) != len(labels):
+            self.fail(f"{where}.runs", f"two runs of one label (a gin file's stem unless "
+                                       f"'label' says otherwise): {labels}")
+        return PanelSpec(
+            task, self.text(raw.get("title", task), f"{where}.title"),
+            tuple(self.gin(g, f"{where}.overlay[{i}]") for i, g in enumerate(overlay)),
+            self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where)
+
+    def run(self, value, where: str) -> RunEntry:
+        raw = self.mapping(value, where, RUN)
+        gin = self.text(raw["gin"], f"{where}.gin")
+        label = raw.get("label", Path(gin).stem)
+        return RunEntry(gin, self.gin(gin, f"{where}.gin"),
+                        self.number(raw["minutes"], f"{where}.minutes"),
+                        self.bindings(raw.get("bindings"), f"{where}.bindings"),
+                        self.text(label, f"{where}.label"), where)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

@@ -1,0 +1,308 @@
+"""``python -m iwx.figure N``: a paper figure from its spec file, run or reused, drawn.
+
+The end-to-end tests run the shipped figure 3 at its ``smoke`` scale (the cpu panels
+and gin files on tiny budgets: 8 real recorded runs) once for the module, then check
+the outputs against the file store, a second invocation (everything reused), a dry
+run against the store and, where SecantusDB is installed, reuse from MongoDB alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cli import ROOT, read_json, run_cli, run_dirs
+from iwx.results import stats
+
+SPEC = ROOT / "figures" / "figure3.yaml"
+VARIANTS = ["Shared Q + IW", "IW", "Shared Q", "DISTRAL", "RL²", "PEARL*", "From Scratch"]
+OUTPUTS = ("figure3.png", "figure3.pdf", "training.png", "training_return.png", "table.md",
+           "figure.json", "README.md")
+
+GOOD = """\
+figure: 3
+title: A test figure
+kind: adaptation
+last: 3
+scales:
+  cpu:
+    about: "a test scale"
+    seeds: [0]
+    window: 3
+    bindings: [Adaptation.seeds = 1]
+    panels:
+      - task: reach_cpu
+        overlay: [gin/tasks/reach_cpu.gin]
+        runs:
+          - {gin: gin/reach_scratch.gin, minutes: 2}
+"""
+
+
+def figure(args, **kwargs):
+    return run_cli("iwx.figure", [str(a) for a in args], **kwargs)
+
+
+# --------------------------------------------------------------------------- refusals
+
+def write_spec(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+BAD_SPECS = {
+    "missing key": (GOOD.replace("    window: 3\n", ""), "scales.cpu.window: missing"),
+    "mistyped key": (GOOD.replace("    window: 3\n", "    windw: 3\n"),
+                     "scales.cpu: unknown key(s) windw"),
+    "wrong type": (GOOD.replace("minutes: 2", "minutes: soon"),
+                   "scales.cpu.panels[0].runs[0].minutes: expected a number"),
+    "unknown kind": (GOOD.replace("kind: adaptation", "kind: histogram"),
+                     "kind: unknown kind 'histogram'; known: adaptation"),
+    "bad seed": (GOOD.replace("seeds: [0]", "seeds: [-1]"), "scales.cpu.seeds[0]"),
+    "missing gin file": (GOOD.replace("gin/reach_scratch.gin", "gin/reach_scratchh.gin"),
+                         "scales.cpu.panels[0].runs[0].gin: gin file not found: "
+                         "gin/reach_scratchh.gin"),
+    "binding gin refuses": (GOOD.replace("[Adaptation.seeds = 1]", "[Adaptation.seedz = 1]"),
+                            "scales.cpu.panels[0].runs[0] (seed 0): configuration error"),
+    "panel of another task": (GOOD.replace("        overlay: [gin/tasks/reach_cpu.gin]\n", ""),
+                              "its runs record task 'reach', the panel is 'reach_cpu'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_a_bad_spec_is_refused_naming_the_file_and_the_key(tmp_path, capsys, case):
+    from iwx.figure import main
+
+    text, expected = BAD_SPECS[case]
+    path = write_spec(tmp_path, text)
+    runs = tmp_path / "runs"
+    code = main(["--spec", str(path), "--runs-dir", str(runs), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"iwx.figure: {path}") and err.count("\n") == 1, err
+    assert expected in err, err
+    assert not runs.exists() and not (tmp_path / "out").exists()
+
+
+def test_unknown_figure_scale_or_panel_is_refused_listing_what_exists(tmp_path, capsys):
+    from iwx.figure import main
+
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert main(["7", *runs]) == 2
+    assert "no spec for figure 7: the shipped figures are 3" in capsys.readouterr().err
+    assert main(["3", "--scale", "gpu", *runs]) == 2
+    assert "no scale 'gpu'; its scales are cpu, paper, smoke" in capsys.readouterr().err
+    assert main(["3", "--panels", "reach", *runs]) == 2
+    assert "has no panel reach; its panels are reach_cpu, go_to_ring_cpu" \
+        in capsys.readouterr().err
+    assert main(["--spec", str(write_spec(tmp_path, GOOD)), "4", *runs]) == 2
+    assert "this spec draws figure 3, not 4" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_exit_status_of_a_refusal_is_2(tmp_path):
+    proc = figure(["--spec", write_spec(tmp_path, BAD_SPECS["mistyped key"][0]), "--dry-run"])
+    assert proc.returncode == 2 and "unknown key(s) windw" in proc.stderr
+
+
+# --------------------------------------------------------------------------- dry runs
+
+def spec_runs(scale: str) -> list[dict]:
+    """Every (panel, run) of a scale of the shipped spec, read with plain YAML."""
+    raw = yaml.safe_load(SPEC.read_text())["scales"][scale]
+    return [{"task": p["task"], **r} for p in raw["panels"] for r in p["runs"]
+            for _ in raw["seeds"]]
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_dry_run_lists_every_run_with_its_estimate_and_runs_nothing(tmp_path, scale):
+    runs = tmp_path / "runs"
+    proc = figure(["3", "--dry-run", "--scale", scale, "--runs-dir", runs])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = spec_runs(scale)
+    rows = [line for line in proc.stdout.splitlines() if "will run" in line]
+    assert len(rows) == len(expected)
+    for row, run in zip(rows, expected):
+        assert row.startswith(run["task"]) and run["gin"] in row
+        assert row.split()[-1] == f"{run['minutes']:g}"
+    total = sum(r["minutes"] for r in expected)
+    assert f"{len(expected)} runs: 0 reused, {len(expected)} to run, about {total:g} min" \
+        in proc.stdout
+    assert not runs.exists()
+
+
+# --------------------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke figure made once: (runs folder, out folder, the command's result)."""
+    tmp = tmp_path_factory.mktemp("figure3")
+    runs, out = tmp / "runs", tmp / "out"
+    args = ["3", "--scale", "smoke", "--runs-dir", runs, "--out", out, "--jobs", "2"]
+    return runs, out, args, figure(args, timeout=900)
+
+
+def hand_table_cell(results: dict, variant: str, last: int) -> str:
+    """Appendix A.2 by hand from results.json: per held-out task the mean over seeds of
+    the last ``last`` episodes, then mean ± 95% CI (Student t) across tasks."""
+    returns = np.asarray(results["returns"][variant], dtype=np.float64)   # [task, seed, ep]
+    per_task = returns[:, :, -last:].mean(axis=(1, 2))
+    mean, half = stats.mean_ci(per_task)
+    return f"{mean:.2f} ± {half:.2f}"
+
+
+def test_the_smoke_figure_runs_records_and_draws_every_run(smoke):
+    runs, out, _, proc = smoke
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert len(re.findall(r"run \d/8 started", proc.stdout)) == 8
+    assert len(re.findall(r"run \d/8 done in \d+ s as run \d", proc.stdout)) == 8
+
+    record = read_json(out / "figure.json")
+    assert [p["task"] for p in record["panels"]] == ["reach_cpu", "go_to_ring_cpu"]
+    table = (out / "table.md").read_text()
+    for panel in record["panels"]:
+        assert [line["label"] for line in panel["lines"]] == VARIANTS
+        assert panel["exploration_episodes"] == 1
+    # every run of the figure is a COMPLETED record of the file store
+    dirs = run_dirs(runs)
+    assert len(dirs) == 8 and sorted(r["dir"] for r in record["runs"]) == \
+        sorted(str(d) for d in dirs)
+    for row in record["runs"]:
+        folder = Path(row["dir"])
+        assert row["status"] == "ran"
+        assert read_json(folder / "run.json")["status"] == "COMPLETED"
+        assert read_json(folder / "info.json")["checkpoint_key"] == row["key"]
+        assert read_json(folder / "config.json")["identity"]["task"] == row["panel"]
+        results = read_json(folder / "results.json")
+        for variant in results["returns"]:   # the table's numbers, by hand from results.json
+            assert f"| {row['panel']} | {variant} | 2 | task | 1 | " \
+                   f"{hand_table_cell(results, variant, 3)} |" in table
+    assert record["compute_seconds"] == pytest.approx(
+        sum(r["compute_seconds"] for r in record["runs"]))
+    assert record["compute_seconds"] > 0
+    # the training of every run that trained (From Scratch does not), per panel
+    for metric in ("train/success", "train/return"):
+        labels = [(line["task"], line["label"]) for line in record["training"][metric]]
+        assert labels == [(t, m) for t in ("reach_cpu", "go_to_ring_cpu")
+                          for m in ("RS(0) + DISTRAL", "RL²", "PEARL*")]
+    assert record["training_x"] == {"reach_cpu": "env steps", "go_to_ring_cpu": "env steps"}
+    readme = (out / "README.md").read_text()
+    assert "![figure 3](figure3.png)" in readme and table.strip() in readme
+    assert table.strip() in proc.stdout
+
+
+def test_the_same_command_again_reuses_every_run_and_redraws(smoke):
+    runs, out, args, first = smoke
+    assert first.returncode == 0
+    before = [d.name for d in run_dirs(runs)]
+    table = (out / "table.md").read_text()
+    for name in OUTPUTS:
+        (out / name).unlink()
+    again = figure(args, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [d.name for d in run_dirs(runs)] == before
+    assert "every run reused (8 runs): only redrawing" in again.stdout
+    assert again.stdout.count(" reused: ") == 8 and "started" not in again.stdout
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "table.md").read_text() == table
+    assert {r["status"] for r in read_json(out / "figure.json")["runs"]} == {"reused"}
+
+    dry = figure(["3", "--scale", "smoke", "--runs-dir", runs, "--dry-run"])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "8 runs: 8 reused, 0 to run, about 0 min of compute" in dry.stdout
+    assert dry.stdout.count(f"reused: {runs}") == 8
+
+
+def test_a_failed_run_is_reported_and_the_figure_drawn_from_the_others(smoke, tmp_path,
+                                                                       monkeypatch):
+    """The smoke scale's Reach panel plus one more run, which cannot start: another
+    process (this test) holds its configuration's run lock. The four recorded runs are
+    reused and drawn; the failure is reported with its output's tail; exit status 1."""
+    from iwx.experiment.run_lock import RunLock, lock_path
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import load
+
+    runs, _, _, first = smoke
+    assert first.returncode == 0
+    raw = yaml.safe_load(SPEC.read_text())
+    scale = raw["scales"]["smoke"]
+    panel = scale["panels"][0]
+    panel["runs"].append({"gin": "gin/reach_scratch.gin", "minutes": 0.3, "label": "again",
+                          "bindings": ["Adaptation.updates_per_episode = 3"]})
+    raw["scales"] = {"smoke": {**scale, "panels": [panel]}}
+    path = tmp_path / "figure3.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False))
+    monkeypatch.chdir(ROOT)   # gin paths as the command resolves them (its cwd: ROOT)
+    plan = make_plan(load(path), "smoke", runs_dir=str(runs))
+    assert [p.done is not None for p in plan.runs] == [True] * 4 + [False]
+    out = tmp_path / "out"
+    with RunLock(lock_path(runs, plan.runs[-1].key), key=plan.runs[-1].key):
+        proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs, "--out", out])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run 5/5 FAILED" in proc.stdout
+    assert "run 5/5 failed: reach_cpu · gin/reach_scratch.gin · seed 0" in proc.stderr
+    assert plan.runs[-1].key in proc.stderr            # the lock's message names the key
+    record = read_json(out / "figure.json")
+    assert [line["label"] for line in record["panels"][0]["lines"]] == VARIANTS
+    assert [r["status"] for r in record["runs"]] == ["reused"] * 4 + ["failed"]
+    assert plan.runs[-1].key in record["runs"][-1]["error"]
+
+
+def test_runs_recorded_only_in_mongodb_are_reused_from_there(smoke, tmp_path):
+    db_module = pytest.importorskip("iwx.experiment.dbserver")
+    try:
+        db_module.find_secantusd()
+    except db_module.DatabaseError as exc:
+        pytest.skip(f"SecantusDB is not installed ({exc})")
+    runs, out, _, first = smoke
+    assert first.returncode == 0
+    server = db_module.start_server(tmp_path / "db", port=0, timeout=300)
+    try:
+        sync = run_cli("iwx.resync", ["--runs-dir", str(runs), "--mongo", server.url,
+                                      "--no-progress"])
+        assert sync.returncode == 0, sync.stderr[-3000:]
+        empty, mongo_out = tmp_path / "empty", tmp_path / "out"
+        proc = figure(["3", "--scale", "smoke", "--runs-dir", empty, "--mongo", server.url,
+                       "--out", mongo_out])
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(f"in {server.url}") == 8 and "started" not in proc.stdout
+    assert not empty.exists()
+    assert (mongo_out / "table.md").read_text() == (out / "table.md").read_text()
+    rows = read_json(mongo_out / "figure.json")["runs"]
+    assert {r["source"] for r in rows} == {server.url} and all(r["dir"] is None for r in rows)
+
+
+# --------------------------------------------------------------------------- small parts
+
+def test_a_records_compute_is_its_wall_time_from_either_store():
+    from iwx.experiment.store import RecordedRun
+    from iwx.figures.record import seconds_of
+
+    def run(start, stop):
+        return RecordedRun(1, "s", "COMPLETED", {}, {}, {}, {}, start_time=start,
+                           stop_time=stop)
+
+    assert seconds_of(run("2026-12-03T11:37:06.500000", "2026-12-03T11:38:07.000000")) == 60.5
+    assert seconds_of(run(dt.datetime(2026, 1, 1, 10), dt.datetime(2026, 1, 1, 12))) == 7200
+    assert seconds_of(run("2026-12-03T11:37:06", None)) is None
+
+
+def test_the_shipped_spec_is_found_by_number_and_every_scale_reads():
+    from iwx.figures import spec
+
+    assert spec.available()[3].samefile(SPEC)
+    loaded = spec.load(spec.find(3))
+    assert list(loaded.scales) == ["cpu", "paper", "smoke"]
+    assert [p.task for p in loaded.scale("cpu").panels] == \
+        [p.task for p in loaded.scale("smoke").panels]
