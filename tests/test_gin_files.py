@@ -27,7 +27,22 @@ from iwx.experiment.gin_config import expanded_text
 # them on purpose) is run by tests/test_cli.py.
 GIN_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gin").glob("*.gin")
                    if p.name != "smoke.gin")
-TASK_FILES = sorted((ROOT / "gin/tasks").glob("*.gin"))
+# A task file includes the protocol and owns the task's numbers; a CPU-scale variant
+# (gin/tasks/<task>_cpu.gin, docs/TASKS.md) is applied after a <task>_<method> file and
+# changes only difficulty knobs of that task's distribution.
+TASK_FILES = sorted(p for p in (ROOT / "gin/tasks").glob("*.gin")
+                    if "include 'common/protocol.gin'" in p.read_text())
+VARIANT_FILES = sorted(p for p in (ROOT / "gin/tasks").glob("*.gin") if p not in TASK_FILES)
+#: What a variant may change (issue 16): target radius, distance ranges, spawn area, episode
+#: length and the number of training tasks; never the reward, the observations or the body.
+DIFFICULTY_KNOBS = {
+    "ReachEnv": {"radius", "time_limit"},
+    "ReachTasks": {"low", "high", "num_train"},
+    "GoToRingEnv": {"spawn_half_size", "distance_tolerance", "episode_seconds"},
+    "GoToRingTasks": {"min_radius", "max_radius", "num_train"},
+    "MoveBoxEnv": {"success_radius", "time_limit", "room_size", "spawn_clearance"},
+    "MoveBoxTasks": {"room_size", "margin", "min_distance", "max_distance", "num_train"},
+}
 METHOD_FILES = sorted((ROOT / "gin/methods").glob("*.gin"))
 PRIVILEGED = ("task_id", "goal")
 
@@ -308,3 +323,33 @@ def test_task_and_method_files_name_themselves(path):
     (identity,) = [params for (scope, selector), params in bindings.items()
                    if not scope and selector.rsplit(".", 1)[-1] == "run_identity"]
     assert identity.get(kind) == path.stem, (path, identity)
+
+
+@pytest.mark.parametrize("path", VARIANT_FILES, ids=lambda p: p.stem)
+def test_a_cpu_variant_changes_only_difficulty_knobs_of_its_task(path):
+    """Applied after its task's experiment file, a variant names itself and binds nothing
+    but the difficulty knobs of its task's env and distribution (the paper's task file
+    and experiment files stay as they are)."""
+    import gin
+
+    from iwx.experiment.gin_config import parse
+
+    base = path.stem.removesuffix("_cpu")
+    assert path.stem.endswith("_cpu") and (ROOT / f"gin/tasks/{base}.gin").is_file(), path
+    own = parsed(path)["bindings"]
+    assert not parsed(path)["macros"]
+    for (scope, selector), params in own.items():
+        name = selector.rsplit(".", 1)[-1]
+        if name == "run_identity":
+            assert params == {"task": path.stem}, params
+            continue
+        assert not scope and set(params) <= DIFFICULTY_KNOBS.get(name, set()), (name, params)
+    try:
+        parse([str(ROOT / f"gin/{base}_distral.gin"), str(path)], [])
+        assert gin.query_parameter("run_identity.task") == path.stem
+        for (_, selector), params in own.items():
+            for knob, value in params.items():
+                if selector.rsplit(".", 1)[-1] != "run_identity":
+                    assert gin.query_parameter(f"{selector.rsplit('.', 1)[-1]}.{knob}") == value
+    finally:
+        gin.clear_config()
