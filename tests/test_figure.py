@@ -306,3 +306,25 @@ def test_the_shipped_spec_is_found_by_number_and_every_scale_reads():
     assert list(loaded.scales) == ["cpu", "paper", "smoke"]
     assert [p.task for p in loaded.scale("cpu").panels] == \
         [p.task for p in loaded.scale("smoke").panels]
+
+
+def test_a_resumed_runs_compute_adds_the_segments_it_resumed_from(tmp_path):
+    """Run 3 resumed run 2, which resumed run 1 (killed: it ends at its last heartbeat):
+    the compute is 60 + 30 + 10 s, not the last segment's 10 s."""
+    from iwx.experiment.store import RecordedRun
+    from iwx.figures.record import compute_of
+
+    segments = {1: ("2026-12-03T10:00:00", {"heartbeat": "2026-12-03T10:01:00"}, None),
+                2: ("2026-12-03T11:00:00", {"stop_time": "2026-12-03T11:00:30"}, 1)}
+    for run_id, (start, end, previous) in segments.items():
+        folder = tmp_path / str(run_id)
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"start_time": start, **end}))
+        info = {} if previous is None else {"resumed_from": {"run_id": previous}}
+        (folder / "info.json").write_text(json.dumps(info))
+    last = RecordedRun(3, str(tmp_path), "COMPLETED", {}, {"resumed_from": {"run_id": 2}}, {},
+                       {}, start_time="2026-12-03T12:00:00", stop_time="2026-12-03T12:00:10")
+    assert compute_of(last) == 100.0
+    fresh = RecordedRun(4, str(tmp_path), "COMPLETED", {}, {}, {}, {},
+                        start_time="2026-12-03T12:00:00", stop_time="2026-12-03T12:00:10")
+    assert compute_of(fresh) == 10.0

@@ -2,8 +2,10 @@
 plotted number, every run used and its compute) and ``README.md`` (a snippet to paste:
 figure, table, training, runs, compute).
 
-A run's compute is its record's wall time (Sacred's ``stop_time - start_time``); a
-run resumed after an interruption counts only its last, completing segment.
+A run's compute is its record's wall time (Sacred's ``stop_time - start_time``) plus,
+for a run resumed after an interruption in a file store, the wall time of every record
+it resumed from (``info.resumed_from``, followed back; a killed segment counts to its
+last heartbeat). From MongoDB only the completing segment is counted.
 """
 
 from __future__ import annotations
@@ -18,10 +20,34 @@ from iwx.figures.draw import Drawing, line_numbers
 from iwx.figures.plan import Plan, Planned
 
 
+def compute_of(run: RecordedRun) -> float | None:
+    """Wall time of the run and, in a file store, of the segments it resumed from."""
+    total = seconds_of(run)
+    if total is None or str(run.source).startswith(("mongodb://", "mongodb+srv://")):
+        return total
+    previous, seen = (run.info.get("resumed_from") or {}).get("run_id"), {str(run.id)}
+    while previous is not None and str(previous) not in seen:
+        seen.add(str(previous))
+        try:
+            record = json.loads((Path(run.source) / str(previous) / "run.json").read_text())
+            info = json.loads((Path(run.source) / str(previous) / "info.json").read_text())
+        except (OSError, ValueError):
+            break
+        total += seconds_between(record.get("start_time"),
+                                 record.get("stop_time") or record.get("heartbeat")) or 0.0
+        previous = (info.get("resumed_from") or {}).get("run_id")
+    return total
+
+
 def seconds_of(run: RecordedRun) -> float | None:
     """The record's wall time in seconds (None where it lacks a start or stop)."""
+    return seconds_between(run.start_time, run.stop_time)
+
+
+def seconds_between(start, stop) -> float | None:
+    """Seconds from ``start`` to ``stop`` (ISO strings or datetimes; None if either is not)."""
     times = []
-    for value in (run.start_time, run.stop_time):
+    for value in (start, stop):
         if isinstance(value, str):
             try:
                 value = dt.datetime.fromisoformat(value)
@@ -54,7 +80,7 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
             row.update({"run_id": record.id, "uid": uid, "source": str(record.source),
                         "dir": str(Path(record.source) / str(record.id)) if local else None,
                         "method": (record.config.get("identity") or {}).get("method"),
-                        "compute_seconds": seconds_of(record)})
+                        "compute_seconds": compute_of(record)})
         if outcome is not None and not outcome["ok"]:
             row["error"] = outcome.get("error", "")[-2000:]
         rows.append(row)
