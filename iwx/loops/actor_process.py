@@ -134,5 +134,5 @@ class EpisodeActor:
         self.episodes += 1
         return {"episode": recorder, "rows": self.current_rows.copy(), "returns": returns,
                 "success": success, "version": version,
-                "env_steps": self.env.episode_length * self.rows,
+                "env_steps": recorder.transitions,   # steps played: early ends stop a row
                 "seconds": time.perf_counter() - start, "index": self.index}

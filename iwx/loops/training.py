@@ -105,9 +105,10 @@ class MultiTaskTraining:
                                                 seed=[env_seed, 1, counters["episodes"]],
                                                 observe=agent.observe)
                 iteration += 1
-                counters["env_steps"] += env.episode_length * k
-                counters["inserted"] = counters.get("inserted", 0) + int(
-                    replay.last_episode_lengths(rows).sum())
+                # Steps played: a row that terminated early (reached, fell) stops there.
+                played = int(replay.last_episode_lengths(rows).sum())
+                counters["env_steps"] += played
+                counters["inserted"] = counters.get("inserted", 0) + played
                 counters["episodes"] += k
                 watch.logged({f"return/task_{row:03d}": r for row, r in zip(rows, returns)},
                              where)
