@@ -30,6 +30,8 @@ def test_the_single_loop_counts_one_step_per_row_of_an_episode_ended_at_once(tmp
     assert np.allclose(success, 1.0)               # every episode reached the ring at once
     steps, env_steps = logged(run, "train/env_steps")
     assert steps == [8, 16] and env_steps == [2, 4], env_steps
+    assert logged(run, "train/episode_steps")[1] == [1.0, 1.0]   # each episode: one step
+    assert "train/episode_steps" not in read_json(run / "metrics.json")   # a diagnostic
 
 
 def test_the_distributed_loop_counts_the_steps_its_actors_played(tmp_path):
@@ -41,5 +43,6 @@ def test_the_distributed_loop_counts_the_steps_its_actors_played(tmp_path):
     _, env_steps = logged(run, "train/env_steps")
     # each episode is 2 rows × 1 step; slots would count 2 × 20 per episode
     assert env_steps and all(v % 2 == 0 for v in env_steps)
+    assert all(v == 1.0 for v in logged(run, "train/episode_steps")[1])
     assert read_json(run / "info.json")["throughput"]["samples_per_insert"] > 0
     assert min(v for v in env_steps if v > 0) < 40 or env_steps[-1] % 40 != 0, env_steps

@@ -22,8 +22,8 @@ unreadable. So the run keeps the whole history as the ``series.json`` artifact
     ``info.throughput`` (the latest value of each) and in ``series.json``;
 per-task series (``.../task_NNN``)
     only when ``RecordedMetrics.per_task`` is True (``series.json`` always has them);
-network diagnostics (``train/q_mean``, ``train/*_std``)
-    only when ``RecordedMetrics.diagnostics`` is True.
+network diagnostics (``train/q_mean``, ``train/*_std``) and the mean episode length
+    (``train/episode_steps``) only when ``RecordedMetrics.diagnostics`` is True.
 
 Each series a run records costs Omniboard's runs list with a metric column (it joins
 every metric document of every run; on the local server 20 demo-shaped runs took
@@ -47,7 +47,9 @@ THROUGHPUT = re.compile(r"^train/(env_steps_per_s|updates_per_s|actor_\d+/.*|\w*
 #: Diagnostics of the networks (mean Q, the spread of a Gaussian): kept out of Sacred's
 #: metrics by default, like per-task series: every series a run records costs its
 #: Omniboard runs list (measured: iwx/benchmarks/omniboard.py).
-DIAGNOSTIC = re.compile(r"^train/(q_mean|\w+_std)$")
+#: So is the mean episode length in steps (``train/episode_steps``: on GTT the time the
+#: humanoid stayed up, on Go To Ring how fast it got there), in the hundreds.
+DIAGNOSTIC = re.compile(r"^train/(q_mean|\w+_std|episode_steps)$")
 AXIS = "train/env_steps"
 #: The series a run lists in its MongoDB ``info.metrics`` — the ones Omniboard's runs
 #: list can show as a metric column. Omniboard builds that column by unwinding

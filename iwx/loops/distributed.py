@@ -4,11 +4,10 @@
 single-process loop (:class:`~iwx.loops.training.MultiTaskTraining`) for every
 multi-task agent. This process is the learner: it owns the agent (on the GPU when
 ``device = 'auto'`` finds one), the per-task replay and the run's record.
-``actors`` Ray actor processes (:class:`~iwx.loops.actor_process.EpisodeActor`,
-on the CPU) each rebuild the agent's acting part from the parameters the learner
-publishes every ``publish_period`` updates, and play whole episodes on
-``envs_per_actor`` uniformly drawn training tasks at a time; the learner replays
-each episode into its replay as it arrives.
+``actors`` Ray actor processes (:class:`~iwx.loops.actor_process.EpisodeActor`, on
+the CPU) each rebuild the agent's acting part from the parameters the learner publishes
+every ``publish_period`` updates, and play whole episodes on ``envs_per_actor``
+uniformly drawn training tasks at a time; the learner replays each as it arrives.
 
 **The replay ratio is a number the user sets**: ``samples_per_insert``
 transitions sampled by the learner per transition inserted, held by
@@ -215,6 +214,7 @@ class DistributedTraining:
                       for row, r in zip(episode["rows"], episode["returns"])}, where)
         window["return"].extend(episode["returns"])
         window["success"].extend(episode["success"])
+        window["episode_steps"].extend(replay.last_episode_lengths(episode["rows"]))
         for row, ret in zip(episode["rows"], episode["returns"]):
             window[f"return/task_{row:03d}"].append(ret)
         window["param_lag"].append(agent.updates - episode["version"])

@@ -114,6 +114,7 @@ class MultiTaskTraining:
                              where)
                 window["return"].extend(returns)
                 window["success"].extend(success)
+                window["episode_steps"].extend(replay.last_episode_lengths(rows))
                 for row, ret in zip(rows, returns):
                     window[f"return/task_{row:03d}"].append(ret)
 
