@@ -123,7 +123,7 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
         for panel in panels:
             for entry in panel.runs:
                 for seed in scale.seeds:
-                    spec = RunSpec(gin_files=(entry.path, *panel.overlay),
+                    spec = RunSpec(gin_files=(entry.path, *entry.overlay, *panel.overlay),
                                    bindings=bindings_of(scale, panel, entry, extra), seed=seed,
                                    runs_dir=runs_dir, mongo=mongo, progress=False, reuse=True)
                     where = f"{figure.path}: {entry.where}"

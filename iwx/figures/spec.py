@@ -25,8 +25,9 @@ no figure's runs)::
                 bindings: []       # optional: this run's own
                 label: "..."       # optional: its name in the training figure
                                    # (default: the gin file's stem)
+                overlay: [gin/common/figure3_variants.gin]  # optional: after its file
 
-A run's gin files are ``(gin, *overlay)`` and its bindings scale + panel + run +
+A run's gin files are ``(gin, *run overlay, *panel overlay)`` and its bindings scale + panel + run +
 the command line's ``--gin_param``, in that order (later ones win). A gin file is a
 path relative to the working directory, to the spec's folder or the folder above it
 (a checkout's ``gin/``, or the wheel's copy beside ``figures/``), or a shipped name.
@@ -54,7 +55,7 @@ KINDS = ("adaptation",)           # the kinds of drawing iwx/figures/draw.py kno
 TOP = {"figure": True, "title": True, "kind": True, "last": True, "scales": True}
 SCALE = {"about": True, "seeds": True, "window": True, "bindings": False, "panels": True}
 PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True}
-RUN = {"gin": True, "minutes": True, "bindings": False, "label": False}
+RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False}
 
 
 class SpecError(Exception):
@@ -69,6 +70,7 @@ class RunEntry:
     bindings: tuple[str, ...]
     label: str
     where: str                    # its key path, for messages
+    overlay: tuple[str, ...] = ()  # gin files after the run's own, before the panel's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +263,12 @@ class _Reader:
             tuple(self.gin(g, f"{where}.overlay[{i}]") for i, g in enumerate(overlay)),
             self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where)
 
+    def overlay(self, value, where: str) -> tuple[str, ...]:
+        overlay = value or []
+        if not isinstance(overlay, list):
+            self.fail(where, f"expected a list of gin files, got {overlay!r}")
+        return tuple(self.gin(g, f"{where}[{i}]") for i, g in enumerate(overlay))
+
     def run(self, value, where: str) -> RunEntry:
         raw = self.mapping(value, where, RUN)
         gin = self.text(raw["gin"], f"{where}.gin")
@@ -268,7 +276,8 @@ class _Reader:
         return RunEntry(gin, self.gin(gin, f"{where}.gin"),
                         self.number(raw["minutes"], f"{where}.minutes"),
                         self.bindings(raw.get("bindings"), f"{where}.bindings"),
-                        self.text(label, f"{where}.label"), where)
+                        self.text(label, f"{where}.label"), where,
+                        self.overlay(raw.get("overlay"), f"{where}.overlay"))
 
 
 def _join(where: str, key: str) -> str:
