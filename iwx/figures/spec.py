@@ -229,16 +229,22 @@ class _Reader:
             self.fail(where, f"seeds repeat: {value}")
         return tuple(value)
 
+    def listed(self, value, where: str, what: str, read, key, clash: str) -> tuple:
+        """A non-empty list read item by item (``read(item, where)``), no two items of
+        one ``key``; ``clash`` says what a repeat means."""
+        if not isinstance(value, list) or not value:
+            self.fail(where, f"expected a non-empty list of {what}")
+        items = tuple(read(item, f"{where}[{i}]") for i, item in enumerate(value))
+        keys = [key(item) for item in items]
+        if len(set(keys)) != len(keys):
+            self.fail(where, f"{clash}: {keys}")
+        return items
+
     def scale(self, name: str, value) -> Scale:
         where = f"scales.{name}"
         raw = self.mapping(value, where, SCALE)
-        panels = raw["panels"]
-        if not isinstance(panels, list) or not panels:
-            self.fail(f"{where}.panels", "expected a non-empty list of panels")
-        read = tuple(self.panel(p, f"{where}.panels[{i}]") for i, p in enumerate(panels))
-        tasks = [p.task for p in read]
-        if len(set(tasks)) != len(tasks):
-            self.fail(f"{where}.panels", f"two panels of one task: {tasks}")
+        read = self.listed(raw["panels"], f"{where}.panels", "panels", self.panel,
+                           lambda p: p.task, "two panels of one task")
         return Scale(name, self.text(raw["about"], f"{where}.about"),
                      self.seeds(raw["seeds"], f"{where}.seeds"),
                      self.integer(raw["window"], f"{where}.window", 1),
@@ -247,20 +253,12 @@ class _Reader:
     def panel(self, value, where: str) -> PanelSpec:
         raw = self.mapping(value, where, PANEL)
         task = self.text(raw["task"], f"{where}.task")
-        overlay = raw.get("overlay") or []
-        if not isinstance(overlay, list):
-            self.fail(f"{where}.overlay", f"expected a list of gin files, got {overlay!r}")
-        runs = raw["runs"]
-        if not isinstance(runs, list) or not runs:
-            self.fail(f"{where}.runs", "expected a non-empty list of runs")
-        entries = tuple(self.run(r, f"{where}.runs[{i}]") for i, r in enumerate(runs))
-        labels = [e.label for e in entries]
-        if len(set(labels)) != len(labels):
-            self.fail(f"{where}.runs", f"two runs of one label (a gin file's stem unless "
-                                       f"'label' says otherwise): {labels}")
+        entries = self.listed(raw["runs"], f"{where}.runs", "runs", self.run, lambda e: e.label,
+                              "two runs of one label (a gin file's stem unless 'label' says "
+                              "otherwise)")
         return PanelSpec(
             task, self.text(raw.get("title", task), f"{where}.title"),
-            tuple(self.gin(g, f"{where}.overlay[{i}]") for i, g in enumerate(overlay)),
+            self.overlay(raw.get("overlay"), f"{where}.overlay"),
             self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where)
 
     def overlay(self, value, where: str) -> tuple[str, ...]:
