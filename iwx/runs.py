@@ -23,11 +23,12 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path, PurePath
 
 from iwx.experiment.headline import short_uid
-from iwx.experiment.store import RecordedRun, StoreError, is_mongo_url, load_runs
+from iwx.experiment.store import (RecordedRun, StoreError, is_mongo_url, load_runs,
+                                  sacred_time)
 
 COLUMNS = ("id", "uid", "status", "task", "method", "seed", "gin", "result (last 3)",
            "started", "duration")
@@ -50,21 +51,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def when(value) -> datetime | None:
-    """A Sacred time (naive UTC: an ISO string or a datetime) as an aware datetime."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 def seconds(run: RecordedRun) -> float | None:
     """From start to stop; a run still going (or that died) to its last heartbeat."""
-    start, end = when(run.start_time), when(run.stop_time) or when(run.heartbeat)
+    start, end = sacred_time(run.start_time), sacred_time(run.stop_time) or sacred_time(run.heartbeat)
     return None if start is None or end is None else max(0.0, (end - start).total_seconds())
 
 
@@ -97,7 +86,7 @@ def headline(run: RecordedRun) -> dict[str, float]:
 def row(run: RecordedRun) -> dict:
     """The plain-data description of a run (what ``--json`` prints)."""
     identity = run.config.get("identity") or run.info.get("identity") or {}
-    start, stop = when(run.start_time), when(run.stop_time)
+    start, stop = sacred_time(run.start_time), sacred_time(run.stop_time)
     uid = run.meta.get("iwx_uid")
     return {"id": run.id, "uid": short_uid(uid) or "-", "iwx_uid": uid, "status": run.status,
             "task": identity.get("task"), "method": identity.get("method"),

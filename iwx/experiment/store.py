@@ -29,6 +29,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,19 @@ class RecordedRun:
 
 def is_mongo_url(source: str) -> bool:
     return str(source).startswith(MONGO_SCHEMES)
+
+
+def sacred_time(value) -> datetime | None:
+    """A Sacred time (naive UTC: an ISO string in a file store, a datetime from MongoDB)
+    as an aware datetime; None when it is neither."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def load_runs(source: str | Path, *, sweep: str | None = None, tags: Iterable[str] = (),

@@ -10,12 +10,11 @@ last heartbeat). From MongoDB only the completing segment is counted.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 from iwx.experiment.headline import short_uid
-from iwx.experiment.store import RecordedRun
+from iwx.experiment.store import RecordedRun, is_mongo_url, sacred_time
 from iwx.figures.draw import Drawing, line_numbers
 from iwx.figures.plan import Plan, Planned
 
@@ -23,7 +22,7 @@ from iwx.figures.plan import Plan, Planned
 def compute_of(run: RecordedRun) -> float | None:
     """Wall time of the run and, in a file store, of the segments it resumed from."""
     total = seconds_of(run)
-    if total is None or str(run.source).startswith(("mongodb://", "mongodb+srv://")):
+    if total is None or is_mongo_url(run.source):
         return total
     previous, seen = (run.info.get("resumed_from") or {}).get("run_id"), {str(run.id)}
     while previous is not None and str(previous) not in seen:
@@ -45,18 +44,9 @@ def seconds_of(run: RecordedRun) -> float | None:
 
 
 def seconds_between(start, stop) -> float | None:
-    """Seconds from ``start`` to ``stop`` (ISO strings or datetimes; None if either is not)."""
-    times = []
-    for value in (start, stop):
-        if isinstance(value, str):
-            try:
-                value = dt.datetime.fromisoformat(value)
-            except ValueError:
-                return None
-        if not isinstance(value, dt.datetime):
-            return None
-        times.append(value.replace(tzinfo=None))
-    return max(0.0, (times[1] - times[0]).total_seconds())
+    """Seconds from ``start`` to ``stop`` (Sacred times; None if either is not one)."""
+    start, stop = sacred_time(start), sacred_time(stop)
+    return None if start is None or stop is None else max(0.0, (stop - start).total_seconds())
 
 
 def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) -> list[dict]:
@@ -76,7 +66,7 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
                "key": p.key, "status": how, "estimate_minutes": p.minutes}
         if record is not None:
             uid = record.config.get("uid") or short_uid(record.meta.get("iwx_uid"))
-            local = not str(record.source).startswith(("mongodb://", "mongodb+srv://"))
+            local = not is_mongo_url(record.source)
             row.update({"run_id": record.id, "uid": uid, "source": str(record.source),
                         "dir": str(Path(record.source) / str(record.id)) if local else None,
                         "method": (record.config.get("identity") or {}).get("method"),

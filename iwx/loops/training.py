@@ -106,7 +106,8 @@ class MultiTaskTraining:
                                                 observe=agent.observe)
                 iteration += 1
                 # Steps played: a row that terminated early (reached, fell) stops there.
-                played = int(replay.last_episode_lengths(rows).sum())
+                lengths = replay.last_episode_lengths(rows)
+                played = int(lengths.sum())
                 counters["env_steps"] += played
                 counters["inserted"] = counters.get("inserted", 0) + played
                 counters["episodes"] += k
@@ -114,7 +115,7 @@ class MultiTaskTraining:
                              where)
                 window["return"].extend(returns)
                 window["success"].extend(success)
-                window["episode_steps"].extend(replay.last_episode_lengths(rows))
+                window["episode_steps"].extend(lengths)
                 for row, ret in zip(rows, returns):
                     window[f"return/task_{row:03d}"].append(ret)
 
