@@ -119,7 +119,7 @@ def main(argv=None) -> int:
 def run_and_draw(args, plan, argv: list[str]) -> int:
     from iwx.figures import collect, record
     from iwx.figures.draw import draw
-    from iwx.figures.execute import execute
+    from iwx.figures.execute import RunInterrupted, execute
     from iwx.figures.plan import totals
     from iwx.figures.spec import SpecError
 
@@ -135,6 +135,10 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     try:
         outcomes = execute(missing, len(plan.runs), args.jobs,
                            echo=lambda line: print(line, flush=True))
+    except RunInterrupted as exc:   # a signal reached one run's own process
+        print(f"{PREFIX} a run was stopped by a signal: no further run started; the "
+              "same command resumes it from its checkpoint", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print(f"{PREFIX} interrupted: every run stopped and recorded itself INTERRUPTED; "
               "the same command resumes them from their checkpoints", file=sys.stderr)

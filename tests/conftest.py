@@ -1,5 +1,56 @@
+"""Test-session settings shared by every file.
+
+Scheduling on pytest-xdist (``--dist loadgroup`` in pyproject.toml): tests are handed
+to workers one at a time, except those that use a module-scoped fixture of their own
+file (the recorded sweep, the smoke figure, the built wheel...). Those stay together on
+one worker, so the fixture is built once, and they are queued first: they are the
+longest units of work, and a long unit started last is what keeps CI waiting on one
+core while the other sits idle.
+
+``-n auto`` starts one worker more than there are cores (at most 4, pyproject.toml's
+``--maxprocesses``): many tests wait on processes of their own (the command line under
+test, Ray's workers, the database and Omniboard servers), and a worker that waits
+leaves its core to the extra one.
+"""
+
 import os
+
+import pytest
 
 os.environ.setdefault("MUJOCO_GL", "disable")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+
+def pytest_xdist_auto_num_workers(config):
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                                   # not on Linux
+        cores = os.cpu_count() or 1
+    return cores + 1
+
+
+def _module_fixture_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that shares a module-scoped fixture (None: it shares
+    nothing and may run on any worker)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    for defs in info.name2fixturedefs.values():
+        if any(d.scope == "module" for d in defs):
+            return item.module.__name__
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    grouped = []
+    for item in items:
+        group = _module_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            grouped.append(item)
+    if grouped:
+        # A stable sort: each module's tests keep their order, so a fixture is set up
+        # once and torn down after its last test.
+        order = {id(item): i for i, item in enumerate(grouped)}
+        items.sort(key=lambda item: id(item) not in order)

@@ -257,6 +257,63 @@ def test_a_failed_run_is_reported_and_the_figure_drawn_from_the_others(smoke, tm
     assert plan.runs[-1].key in record["runs"][-1]["error"]
 
 
+def pool_workers(pid: int) -> list[int]:
+    """The processes ``pid`` spawned to run a figure's runs (Linux: read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue                     # a process that ended while we looked
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+LONG_THEN_SHORT = GOOD.replace(
+    "          - {gin: gin/reach_scratch.gin, minutes: 2}\n",
+    "          - {gin: gin/reach_iwpl.gin, minutes: 2, bindings: [MultiTaskTraining.updates = "
+    "100000, ReachTasks.num_train = 4, ReachEnv.time_limit = 1.0]}\n"
+    "          - {gin: gin/reach_scratch.gin, minutes: 2}\n")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
+    """SIGINT to a run's own process (a scheduler's, or someone stopping that run, not
+    the figure): the run records itself INTERRUPTED, the figure starts no further run
+    and exits 130 saying how to resume, instead of spending the compute on the next."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path, runs = write_spec(tmp_path, LONG_THEN_SHORT), tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
+         "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    try:
+        while not (runs.is_dir() and run_dirs(runs)
+                   and (run_dirs(runs)[0] / "metrics.json").is_file()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        (worker,) = pool_workers(proc.pid)
+        os.kill(worker, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    assert "run 1/2 INTERRUPTED" in out and "resumes from its checkpoint" in out
+    assert "run 2/2 started" not in out
+    assert "a run was stopped by a signal: no further run started" in err
+    (only,) = run_dirs(runs)
+    assert read_json(only / "run.json")["status"] == "INTERRUPTED"
+
+
 def test_runs_recorded_only_in_mongodb_are_reused_from_there(smoke, tmp_path):
     db_module = pytest.importorskip("iwx.experiment.dbserver")
     try:

@@ -312,7 +312,8 @@ def run_captured(spec: RunSpec) -> dict:
     """:func:`run` in a process of its own (one per run: gin's configuration and the RNGs
     are per process), its stdout / stderr captured rather than shown. Returns plain
     data: {"ok", "seconds", "reused", "run_dir", "results", "identity"} or, when the
-    run failed, {"ok": False, "seconds", "error": the tail of its output}."""
+    run failed, {"ok": False, "seconds", "error": the tail of its output, "interrupted":
+    the exit status 130 / 143 when a signal stopped it (recorded INTERRUPTED), else 0}."""
     import time
     import traceback
 
@@ -322,11 +323,12 @@ def run_captured(spec: RunSpec) -> dict:
         sys.stderr.flush()
         os.dup2(out.fileno(), 1)     # what the run and anything below Python writes
         os.dup2(err.fileno(), 2)
-        record = None
+        record, interrupted = None, 0
         try:
             record = run(spec)
         except RunStopped as exc:   # its message says what happened and what to do
             print(exc, file=sys.stderr)
+            interrupted = exc.exit_code if exc.exit_code in (130, 143) else 0
         except Exception:  # noqa: BLE001  (reported like a failed command)
             traceback.print_exc()
         sys.stdout.flush()
@@ -335,7 +337,8 @@ def run_captured(spec: RunSpec) -> dict:
         if record is None:
             err.seek(0)
             out.seek(0)
-            return {"ok": False, "seconds": seconds, "error": (err.read() or out.read())[-2000:]}
+            return {"ok": False, "seconds": seconds, "error": (err.read() or out.read())[-2000:],
+                    "interrupted": interrupted}
     return {"ok": True, "seconds": 0.0 if record.reused else seconds, "reused": record.reused,
             "run_dir": str(record.run_dir), "results": record.results,
             "identity": record.identity}

@@ -5,7 +5,12 @@ one run per process: gin's configuration and the RNGs are per process, as in
 
 A run that fails is reported at the end with the tail of its output; the others go
 on (the figure is drawn from what completed). Ctrl-C stops every run: each records
-itself INTERRUPTED and resumes from its checkpoint when the command is run again.
+itself INTERRUPTED and resumes from its checkpoint when the command is run again. So
+does a signal that reaches a run's own process (SIGINT or SIGTERM: a scheduler, a
+session ending, someone stopping that one run): the figure starts no further run,
+lets the ones already going end, and raises :class:`RunInterrupted`. A stopped run is
+not a failed one, and moving on to the next would be spending the compute someone
+just asked back.
 """
 
 from __future__ import annotations
@@ -21,18 +26,30 @@ from iwx.figures.plan import Planned
 PREFIX = "[iwx.figure]"
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A signal stopped one of the figure's runs (``status`` 130 Ctrl-C, 143 SIGTERM);
+    ``outcomes`` holds what every run that ended did."""
+
+    def __init__(self, status: int, outcomes: dict[int, dict]):
+        super().__init__(status)
+        self.status = status
+        self.outcomes = outcomes
+
+
 def execute(missing: list[Planned], total: int, jobs: int = 1,
             echo: Callable[[str], None] = print) -> dict[int, dict]:
     """{planned run's number: run_captured's outcome} of every run in ``missing``;
-    ``total`` (all runs of the figure) numbers the progress lines."""
+    ``total`` (all runs of the figure) numbers the progress lines. Raises
+    :class:`RunInterrupted` once the runs going have ended, when a signal stopped one."""
     outcomes: dict[int, dict] = {}
+    stopped = 0
     queue = list(missing)
     running: dict[Future, tuple[Planned, float]] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, jobs), max_tasks_per_child=1,
                              mp_context=context) as pool:
         while queue or running:
-            while queue and len(running) < max(1, jobs):
+            while queue and not stopped and len(running) < max(1, jobs):
                 p = queue.pop(0)
                 running[pool.submit(run_captured, p.spec)] = (p, time.monotonic())
                 echo(f"{PREFIX} run {p.number}/{total} started: {p.name()} "
@@ -46,14 +63,20 @@ def execute(missing: list[Planned], total: int, jobs: int = 1,
                     outcome = {"ok": False, "seconds": time.monotonic() - start,
                                "error": f"{type(exc).__name__}: {exc}"}
                 outcomes[p.number] = outcome
+                stopped = stopped or outcome.get("interrupted", 0)
                 left = sum(q.minutes for q in queue) + sum(q.minutes for q, _ in
                                                            running.values())
                 echo(f"{PREFIX} run {p.number}/{total} {status(outcome)}: {p.name()}; "
                      f"{left_text(left, len(queue) + len(running), jobs)}")
+            if stopped and not running:
+                raise RunInterrupted(stopped, outcomes)
     return outcomes
 
 
 def status(outcome: dict) -> str:
+    if outcome.get("interrupted"):
+        return (f"INTERRUPTED after {outcome['seconds']:.0f} s (exit "
+                f"{outcome['interrupted']}; resumes from its checkpoint)")
     if not outcome["ok"]:
         return f"FAILED after {outcome['seconds']:.0f} s"
     if outcome.get("reused"):
