@@ -8,7 +8,7 @@ import json
 import os
 import signal
 
-from cli import TINY, iwx_run, read_json, run_dirs
+from cli import ROOT, TINY, iwx_run, read_json, run_dirs
 
 DISTRIBUTED = ["pretrain_and_adapt.training = @DistributedTraining()",
                "DistributedTraining.actors = 2", "DistributedTraining.publish_period = 4"]
@@ -37,6 +37,37 @@ def test_command_line_run_starts_its_own_ray_and_resumes_after_sigkill(tmp_path)
     assert env_steps == sorted(env_steps)
     assert json.loads((run / "results.json").read_text())["returns"]
     assert not os.environ.get("IWX_KILL_AFTER_CHECKPOINT")
+
+
+def test_sigterm_stops_a_distributed_run_as_interrupted_not_failed(tmp_path):
+    """ray.init installs a SIGTERM handler of its own (sys.exit); the run puts its own
+    back, so SIGTERM (a scheduler's, a session ending) records INTERRUPTED, keeps the
+    checkpoint and says how to resume, as it does without Ray."""
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "iwx.run", "--gin", str(ROOT / "gin/point_nav_iwpl.gin"),
+            "--runs-dir", str(tmp_path), "--no-progress"]
+    for p in [*TINY, *DISTRIBUTED, "MultiTaskTraining.updates = 100000"]:
+        args += ["--gin_param", p]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    try:
+        while not list((tmp_path / "_checkpoints").glob("*/state.pt")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "recorded as INTERRUPTED" in err and "Traceback" not in err, err[-3000:]
+    (run,) = run_dirs(tmp_path)
+    assert read_json(run / "run.json")["status"] == "INTERRUPTED"
+    assert list((tmp_path / "_checkpoints").glob("*/state.pt"))
 
 
 def _sweep_file(path, extra_bindings, seeds=(0, 1)):

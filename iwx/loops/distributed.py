@@ -44,6 +44,7 @@ from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import Logger
 from iwx.loops.progress import progress_bar
 from iwx.loops.rate_limiter import SampleToInsertRatio
+from iwx.loops.ray_start import init_ray
 from iwx.loops.training import MultiTaskTraining
 
 SCHEDULE = ("updates", "batch_size", "chunks_per_task", "chunk_length", "log_period",
@@ -304,13 +305,7 @@ class RayActors:
         self.owns_ray = False
         if not ray.is_initialized():
             need = math.ceil(self.config.actors * self.config.actor_cpus) + 1
-            kwargs = dict(include_dashboard=False, log_to_driver=False,
-                          configure_logging=False)
-            if self.config.address is not None:
-                ray.init(address=self.config.address, **kwargs)
-            else:
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(num_cpus=need, num_gpus=0, **kwargs)
+            init_ray(self.config.address, need)
             self.owns_ray = True
         self.gin_text = gin.config_str()
         kill = os.environ.get("IWX_KILL_ACTOR_AT_EPISODE")
