@@ -41,6 +41,18 @@ def _module_fixture_group(item: pytest.Item) -> str | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _gin_starts_clean(request):
+    """A test that shares no module fixture starts with no gin binding: what another
+    test parsed into gin's global configuration (and left there) is not its input, in
+    whatever order the workers happen to run tests."""
+    if _module_fixture_group(request.node) is None:
+        import gin
+
+        gin.clear_config()
+    yield
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     grouped = []

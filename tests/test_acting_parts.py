@@ -20,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import gin
 import numpy as np
 import pytest
 import torch
@@ -165,6 +166,7 @@ def rebuilt(tmp_path_factory):
                            str(folder / "out.pkl")], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    gin.clear_config()      # the learners are built: leave no binding to the next test
     return learner_actions, pickle.loads((folder / "out.pkl").read_bytes()), payloads
 
 
