@@ -148,6 +148,8 @@ class DistributedTraining:
             except (ValueError, RuntimeError, FloatingPointError) as exc:
                 watch.translate(exc, lambda: f"after {where()}")
                 raise
+            except SystemError as exc:   # a stop signal's exception raised inside Ray's C
+                raise exc.__cause__ or exc  # code (ray.wait) arrives wrapped: unwrap it
         return {"counters": counters, "window": dict(window), "limiter": limiter.state_dict()}
 
     def _learn(self, agent, team, goals, replay, rng, logger, save_checkpoint, limiter,

@@ -4,6 +4,9 @@
 SIGTERM (``timeout``, a scheduler, a session ending) would then end in SystemExit and
 record FAILED, not INTERRUPTED with how to resume (the handler the recording layer
 installs for the run's duration). The handler the process had goes back once Ray is up.
+When that handler's exception is raised while the learner waits inside Ray's compiled
+code (``ray.wait``), it surfaces as a SystemError caused by it; the distributed loop
+re-raises the cause.
 """
 
 from __future__ import annotations
