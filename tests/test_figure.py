@@ -293,7 +293,10 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
          "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # SIGINT's default action in the command (and so in its runs), even where this
+        # test process was started with SIGINT ignored (a background job of a shell)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300       # a hang guard, not a speed claim
     try:
         while not (runs.is_dir() and run_dirs(runs)

@@ -29,8 +29,16 @@ def _command(runs_dir: Path, params=()) -> list[str]:
     return args
 
 
+def _default_sigint():
+    """In the child: SIGINT's default action, whatever this process inherited (a test
+    run started in the background by a shell without job control ignores SIGINT, and
+    the run under test would inherit that and never see Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(runs_dir: Path, params=(), env=None) -> subprocess.Popen:
     return subprocess.Popen(_command(runs_dir, params), cwd=ROOT, text=True,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
