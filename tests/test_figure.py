@@ -308,6 +308,8 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
         os.kill(worker, signal.SIGINT)
         out, err = proc.communicate(timeout=300)
     finally:
+        for pid in pool_workers(proc.pid):   # a run still going would outlive the test
+            os.kill(pid, signal.SIGKILL)
         proc.kill()
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     assert "run 1/2 INTERRUPTED" in out and "resumes from its checkpoint" in out
