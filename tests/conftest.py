@@ -64,5 +64,5 @@ def pytest_collection_modifyitems(config, items):
     if grouped:
         # A stable sort: each module's tests keep their order, so a fixture is set up
         # once and torn down after its last test.
-        order = {id(item): i for i, item in enumerate(grouped)}
-        items.sort(key=lambda item: id(item) not in order)
+        first = {id(item) for item in grouped}
+        items.sort(key=lambda item: id(item) not in first)
