@@ -18,6 +18,12 @@ written so that nothing is lost silently:
 - no exception ever reaches Sacred from a heartbeat (which would switch the
   observer off): a failed heartbeat is remembered (:attr:`pending`) and retried
   at the next one;
+- a heartbeat copies the run's ``info`` (a live dict the run's main thread keeps
+  changing while Sacred's heartbeat thread reads it) before writing it. Before, a
+  heartbeat that serialised ``info`` while the main thread added a key raised
+  "dictionary changed size during iteration", Sacred switched the observer off,
+  and the artifacts written after it never reached the file store (a CI sweep
+  trial lost ``results.json``; tests/test_record_races.py);
 - artifacts and the final ``run.json`` are retried for ``retry_s`` seconds; what
   still cannot be written is remembered in :attr:`lost`, and
   :meth:`raise_if_lost` turns it into a :class:`RecordError` naming the path and
@@ -29,6 +35,7 @@ written so that nothing is lost silently:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -75,6 +82,17 @@ def copy_atomically(source: str | os.PathLike, path: str | os.PathLike) -> None:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
+def snapshot(live: dict, tries: int = 50) -> dict | None:
+    """A deep copy of ``live``, a dict another thread may be changing (None when every
+    try met it mid-change: the caller keeps what it had and tries again later)."""
+    for _ in range(tries):
+        try:
+            return copy.deepcopy(live)
+        except RuntimeError:   # "dictionary changed size during iteration"
+            time.sleep(0.001)
+    return None
+
+
 def describe(exc: BaseException) -> str:
     """'No space left on device' rather than '[Errno 28] No space left on device: ...'."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -114,10 +132,12 @@ class DurableFileObserver(FileStorageObserver):
         copy_atomically(filename, os.path.join(self.dir, target_name))
 
     def _attempt(self, name: str, write) -> bool:
-        """One try; a failure is remembered in ``pending`` and warned about once."""
+        """One try; a failure is remembered in ``pending`` and warned about once. Any
+        exception counts (an OSError of a full disk, or anything else): none may reach
+        Sacred, which would switch the observer off for the rest of the run."""
         try:
             write()
-        except OSError as exc:
+        except Exception as exc:
             self.pending[name] = describe(exc)
             if not self._warned:
                 self._warned = True
@@ -149,7 +169,9 @@ class DurableFileObserver(FileStorageObserver):
 
     # -- Sacred's events -----------------------------------------------------------
     def heartbeat_event(self, info, captured_out, beat_time, result):
-        self.info = info
+        copied = snapshot(info)
+        if copied is not None:   # else the last copy is written; the next beat catches up
+            self.info = copied
         self.run_entry["heartbeat"] = beat_time.isoformat()
         self.run_entry["result"] = result
         self.cout = captured_out
