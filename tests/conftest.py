@@ -41,6 +41,37 @@ def _module_fixture_group(item: pytest.Item) -> str | None:
     return None
 
 
+class _GroupsTookEffect:
+    """Fails every test of a run whose xdist groups were silently dropped: xdist marks
+    a grouped test by appending ``@group`` to ``item._nodeid``, which pytest 9 no
+    longer reads (its ``nodeid`` comes from ``item._id``). With pytest 9.2 and xdist
+    3.8 every worker built every module fixture of its own (the recorded sweep three
+    times over), which is why pyproject.toml keeps pytest below 9. (An exception
+    raised here would crash the worker with an INTERNALERROR that hides the reason.)"""
+
+    lost: str | None = None
+
+    @pytest.hookimpl(trylast=True)   # after xdist's own hook
+    def pytest_collection_modifyitems(self, config, items):
+        if not getattr(config.option, "loadgroup", False):   # not an xdist worker
+            return
+        lost = [i.nodeid for i in items
+                if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if lost:
+            self.lost = (f"pytest-xdist's --dist loadgroup did not take effect on {len(lost)} "
+                         f"grouped tests (e.g. {lost[0]}): every worker would build every "
+                         "module fixture. Use a pytest / pytest-xdist pair that supports "
+                         "it (pyproject.toml pins pytest below 9).")
+
+    def pytest_runtest_setup(self, item):
+        if self.lost:
+            pytest.fail(self.lost, pytrace=False)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_GroupsTookEffect(), "iwx-xdist-groups")
+
+
 @pytest.fixture(autouse=True)
 def _gin_starts_clean(request):
     """A test that shares no module fixture starts with no gin binding: what another
