@@ -4,6 +4,7 @@
     python -m iwx.figure 3 --dry-run            # what would run, what is reused, minutes
     python -m iwx.figure 3 --scale smoke        # the whole pipeline in about a minute
     python -m iwx.figure 3 --scale paper --mongo $IWX_MONGO_URL --jobs 8
+    python -m iwx.figure 3 --panels reach_cpu --runs IWPL 'From Scratch'   # a part first
 
 A figure is data: ``figures/figureN.yaml`` (a checkout's folder, or the wheel's
 copy) names, for each scale, the panels, each panel's runs (gin files, bindings,
@@ -23,7 +24,7 @@ and only the drawing is redone.
 
 Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
 the others, the failures' output tails printed); 2 nothing ran: an unknown figure,
-scale or panel, a spec with a missing or mistyped key (file and key named), a gin
+scale, panel or run name, a spec with a missing or mistyped key (file and key named), a gin
 file that does not exist, a binding gin refuses, a MongoDB that does not answer.
 """
 
@@ -50,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--spec", metavar="FILE", help="a spec file instead of the shipped one")
     p.add_argument("--panels", nargs="+", default=[], metavar="TASK",
                    help="only these panels (by their task)")
+    p.add_argument("--runs", nargs="+", default=[], metavar="NAME",
+                   help="only these runs of each panel, by label or gin file (e.g. IWPL, "
+                        "'From Scratch', rl2, gin/reach_pearl.gin); the figure draws them alone")
     p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
                    help="Sacred file store of the runs (default: $IWX_RUNS_DIR or runs/)")
     p.add_argument("--mongo", default=os.environ.get("IWX_MONGO_URL"), metavar="URL",
@@ -102,7 +106,8 @@ def main(argv=None) -> int:
             raise SpecError(f"{spec.path}: figure: this spec draws figure {spec.figure}, "
                             f"not {args.figure}")
         plan = planning.make_plan(spec, args.scale, runs_dir=args.runs_dir, mongo=args.mongo,
-                                  extra=args.gin_param, tasks=args.panels)
+                                  extra=args.gin_param, tasks=args.panels,
+                                  names=args.runs)
     except SpecError as exc:
         return fail(str(exc))
     except StoreError as exc:

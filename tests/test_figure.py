@@ -101,6 +101,9 @@ def test_unknown_figure_scale_or_panel_is_refused_listing_what_exists(tmp_path, 
     assert main(["3", "--panels", "reach", *runs]) == 2
     assert "has no panel reach; its panels are reach_cpu, go_to_ring_cpu" \
         in capsys.readouterr().err
+    assert main(["3", "--runs", "IWPL", "MAML", *runs]) == 2
+    assert "no run named MAML in the panels drawn; their runs are IWPL, RL², PEARL*, " \
+        "From Scratch (a label or a gin file)" in capsys.readouterr().err
     assert main(["--spec", str(write_spec(tmp_path, GOOD)), "4", *runs]) == 2
     assert "this spec draws figure 3, not 4" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -134,6 +137,20 @@ def test_dry_run_lists_every_run_with_its_estimate_and_runs_nothing(tmp_path, sc
     total = sum(r["minutes"] for r in expected)
     assert f"{len(expected)} runs: 0 reused, {len(expected)} to run, about {total:g} min" \
         in proc.stdout
+    assert not runs.exists()
+
+
+def test_runs_picks_runs_by_label_or_gin_file_in_every_panel(tmp_path):
+    runs = tmp_path / "runs"
+    proc = figure(["3", "--dry-run", "--runs", "from scratch", "rl2", "gin/reach_iwpl.gin",
+                   "--runs-dir", runs])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split()[:2] for line in proc.stdout.splitlines() if "will run" in line]
+    assert [r[0] for r in rows] == ["reach_cpu"] * 3 + ["go_to_ring_cpu"] * 2, proc.stdout
+    assert [r[-1] for r in rows] == ["gin/reach_iwpl.gin", "gin/reach_rl2.gin",
+                                     "gin/reach_scratch.gin", "gin/go_to_ring_rl2.gin",
+                                     "gin/go_to_ring_scratch.gin"], proc.stdout
+    assert "5 runs: 0 reused, 5 to run" in proc.stdout
     assert not runs.exists()
 
 

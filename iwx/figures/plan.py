@@ -97,6 +97,35 @@ def select_panels(scale: Scale, tasks: Sequence[str], path: Path) -> tuple[Panel
     return tuple(p for p in scale.panels if p.task in tasks)
 
 
+def run_name(text: str) -> str:
+    """How ``--runs`` compares names: 'RL²' = 'rl2', 'PEARL*' = 'pearl', 'From Scratch'
+    = 'from-scratch' = 'fromscratch' (case, superscript, '*', spaces, '-' and '_' aside)."""
+    text = text.lower().replace("²", "2")
+    return "".join(ch for ch in text if ch not in "*-_ ")
+
+
+def run_names(entry: RunEntry) -> set[str]:
+    """What ``--runs`` accepts for a run entry: its label, its gin file, the file's stem."""
+    return {run_name(entry.label), run_name(entry.gin), run_name(Path(entry.gin).stem)}
+
+
+def select_runs(panels: Sequence[PanelSpec], names: Sequence[str],
+                path: Path) -> dict[int, tuple[RunEntry, ...]]:
+    """{id(panel): its run entries}, all of them or those ``names`` (``--runs``) pick, in
+    the spec's order; every name must pick a run in at least one panel."""
+    if not names:
+        return {id(p): p.runs for p in panels}
+    picked = {id(p): tuple(e for e in p.runs if run_names(e) & {run_name(n) for n in names})
+              for p in panels}
+    unknown = [n for n in names
+               if not any(run_name(n) in run_names(e) for p in panels for e in p.runs)]
+    if unknown:
+        labels = list(dict.fromkeys(e.label for p in panels for e in p.runs))
+        raise SpecError(f"{path}: no run named {', '.join(unknown)} in the panels drawn; "
+                        f"their runs are {', '.join(labels)} (a label or a gin file)")
+    return picked
+
+
 def bindings_of(scale: Scale, panel: PanelSpec, entry: RunEntry,
                 extra: Sequence[str]) -> tuple[str, ...]:
     """Scale, panel, run, then the command line's bindings (later ones win)."""
@@ -104,8 +133,10 @@ def bindings_of(scale: Scale, panel: PanelSpec, entry: RunEntry,
 
 
 def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str | None = None,
-              extra: Sequence[str] = (), tasks: Sequence[str] = ()) -> Plan:
-    """Every run of the scale (of ``tasks``' panels), parsed, keyed and looked up.
+              extra: Sequence[str] = (), tasks: Sequence[str] = (),
+              names: Sequence[str] = ()) -> Plan:
+    """Every run of the scale (of ``tasks``' panels; of the runs ``names`` pick, by label
+    or gin file), parsed, keyed and looked up.
     Raises :class:`SpecError` for what stops the figure before any compute: an unknown
     scale or panel, a configuration gin refuses, a run recording another task than its
     panel's, two runs of one configuration; :class:`iwx.experiment.store.StoreError`
@@ -117,11 +148,12 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
 
     scale = figure.scale(scale_name)
     panels = select_panels(scale, tasks, figure.path)
+    entries = select_runs(panels, names, figure.path)
     runs: list[Planned] = []
     seen: dict[str, Planned] = {}
     try:
         for panel in panels:
-            for entry in panel.runs:
+            for entry in entries[id(panel)]:
                 for seed in scale.seeds:
                     spec = RunSpec(gin_files=(entry.path, *entry.overlay, *panel.overlay),
                                    bindings=bindings_of(scale, panel, entry, extra), seed=seed,
