@@ -52,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--panels", nargs="+", default=[], metavar="TASK",
                    help="only these panels (by their task)")
     p.add_argument("--runs", nargs="+", default=[], metavar="NAME",
-                   help="only these runs of each panel, by label or gin file (e.g. IWPL, "
+                   help="only these runs of each panel, by label or gin file (e.g. IWPL, scratch, "
                         "'From Scratch', rl2, gin/reach_pearl.gin); the figure draws them alone")
     p.add_argument("--runs-dir", default=os.environ.get("IWX_RUNS_DIR", "runs"),
                    help="Sacred file store of the runs (default: $IWX_RUNS_DIR or runs/)")

@@ -141,8 +141,12 @@ def test_dry_run_lists_every_run_with_its_estimate_and_runs_nothing(tmp_path, sc
 
 
 def test_runs_picks_runs_by_label_or_gin_file_in_every_panel(tmp_path):
+    from iwx.figures.plan import run_name
+
+    assert run_name("From Scratch") == run_name("from-scratch") == "fromscratch"
+    assert run_name("PEARL*") == "pearl" and run_name("RL²") == "rl2"
     runs = tmp_path / "runs"
-    proc = figure(["3", "--dry-run", "--runs", "from scratch", "rl2", "gin/reach_iwpl.gin",
+    proc = figure(["3", "--dry-run", "--runs", "scratch", "RL²", "gin/reach_iwpl.gin",
                    "--runs-dir", runs])
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split()[:2] for line in proc.stdout.splitlines() if "will run" in line]

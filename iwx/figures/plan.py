@@ -105,8 +105,11 @@ def run_name(text: str) -> str:
 
 
 def run_names(entry: RunEntry) -> set[str]:
-    """What ``--runs`` accepts for a run entry: its label, its gin file, the file's stem."""
-    return {run_name(entry.label), run_name(entry.gin), run_name(Path(entry.gin).stem)}
+    """What ``--runs`` accepts for a run entry: its label, its gin file, the file's stem,
+    and the stem's last part (the method of gin/<task>_<method>.gin: 'scratch', 'rl2')."""
+    stem = Path(entry.gin).stem
+    return {run_name(entry.label), run_name(entry.gin), run_name(stem),
+            run_name(stem.rsplit("_", 1)[-1])}
 
 
 def select_runs(panels: Sequence[PanelSpec], names: Sequence[str],
