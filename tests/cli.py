@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +44,49 @@ def iwx_run(runs_dir: Path, gin_file: str = "gin/point_nav_iwpl.gin", params=(),
     for p in [*TINY, *params]:
         args += ["--gin_param", p]
     return run_cli("iwx.run", args, env=env)
+
+
+HANG_GUARD_S = 300   # polling deadlines only catch hangs; they assert no speed
+
+
+def run_command(runs_dir: Path, params=(), gin_file: str = "gin/point_nav_iwpl.gin") -> list[str]:
+    """``python -m iwx.run`` on the TINY budget plus ``params``, as a process's argv."""
+    args = [sys.executable, "-m", "iwx.run", "--gin", str(ROOT / gin_file),
+            "--runs-dir", str(runs_dir), "--no-progress"]
+    for p in [*TINY, *params]:
+        args += ["--gin_param", p]
+    return args
+
+
+def default_sigint():
+    """In the child: SIGINT's default action, whatever this process inherited (a test
+    run started in the background by a shell without job control ignores SIGINT, and
+    the run under test would inherit that and never see Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_run(runs_dir: Path, params=(), env: dict | None = None) -> subprocess.Popen:
+    """:func:`run_command` started in the background (to signal it mid-run)."""
+    return subprocess.Popen(run_command(runs_dir, params), cwd=ROOT, text=True,
+                            preexec_fn=default_sigint,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def wait_for(predicate, proc: subprocess.Popen | None = None, poll_s: float = 0.02) -> None:
+    """Poll until ``predicate()``; fail if ``proc`` ends first or nothing happens within
+    :data:`HANG_GUARD_S`."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the run ended first ({proc.returncode}):\n{err[-3000:]}")
+        assert time.monotonic() < deadline, "hung"
+        time.sleep(poll_s)
+
+
+def checkpoints(runs_dir: Path) -> list[Path]:
+    return list((Path(runs_dir) / "_checkpoints").glob("*/state.pt"))
 
 
 def run_dirs(runs_dir: Path) -> list[Path]:

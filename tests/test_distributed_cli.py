@@ -8,7 +8,8 @@ import json
 import os
 import signal
 
-from cli import ROOT, TINY, iwx_run, read_json, run_dirs
+from cli import (HANG_GUARD_S, TINY, checkpoints, iwx_run, read_json, run_dirs,
+                 start_run, wait_for)
 
 DISTRIBUTED = ["pretrain_and_adapt.training = @DistributedTraining()",
                "DistributedTraining.actors = 2", "DistributedTraining.publish_period = 4"]
@@ -46,32 +47,19 @@ def test_sigterm_stops_a_distributed_run_as_interrupted_not_failed(tmp_path):
     keeps the learner waiting on its actors inside ``ray.wait`` most of the time: in
     compiled code, where the handler's exception can arrive wrapped in a SystemError
     (seen once in a real run; not reproduced on demand)."""
-    import subprocess
-    import sys
-    import time
-
-    args = [sys.executable, "-m", "iwx.run", "--gin", str(ROOT / "gin/point_nav_iwpl.gin"),
-            "--runs-dir", str(tmp_path), "--no-progress"]
-    for p in [*TINY, *DISTRIBUTED, "MultiTaskTraining.updates = 100000",
-              "DistributedTraining.samples_per_insert = 1000.0"]:
-        args += ["--gin_param", p]
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    proc = start_run(tmp_path, [*DISTRIBUTED, "MultiTaskTraining.updates = 100000",
+                                "DistributedTraining.samples_per_insert = 1000.0"])
     try:
-        while not list((tmp_path / "_checkpoints").glob("*/state.pt")):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for(lambda: checkpoints(tmp_path), proc, poll_s=0.1)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG_GUARD_S)
     finally:
         proc.kill()
     assert proc.returncode == 143, err[-3000:]
     assert "recorded as INTERRUPTED" in err and "Traceback" not in err, err[-3000:]
     (run,) = run_dirs(tmp_path)
     assert read_json(run / "run.json")["status"] == "INTERRUPTED"
-    assert list((tmp_path / "_checkpoints").glob("*/state.pt"))
+    assert checkpoints(tmp_path)
 
 
 def _sweep_file(path, extra_bindings, seeds=(0, 1)):

@@ -8,59 +8,20 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.cli import ROOT, TINY, iwx_run, read_json, run_dirs
+from tests.cli import (HANG_GUARD_S, ROOT, checkpoints, iwx_run, read_json, run_command,
+                       run_dirs, start_run, wait_for)
 
 LONGER = ["MultiTaskTraining.updates = 400", "MultiTaskTraining.checkpoint_period = 16"]
-HANG_GUARD_S = 300   # polling deadlines only catch hangs; they assert no speed
-
-
-def _command(runs_dir: Path, params=()) -> list[str]:
-    args = [sys.executable, "-m", "iwx.run", "--gin", str(ROOT / "gin/point_nav_iwpl.gin"),
-            "--runs-dir", str(runs_dir), "--no-progress"]
-    for p in [*TINY, *params]:
-        args += ["--gin_param", p]
-    return args
-
-
-def _default_sigint():
-    """In the child: SIGINT's default action, whatever this process inherited (a test
-    run started in the background by a shell without job control ignores SIGINT, and
-    the run under test would inherit that and never see Ctrl-C)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(runs_dir: Path, params=(), env=None) -> subprocess.Popen:
-    return subprocess.Popen(_command(runs_dir, params), cwd=ROOT, text=True,
-                            preexec_fn=_default_sigint,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
-def _wait_for(predicate, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"the run ended first ({proc.returncode}):\n{err[-3000:]}")
-        assert time.monotonic() < deadline, "hung"
-        time.sleep(0.02)
-
-
-def _checkpoint(runs_dir: Path) -> list[Path]:
-    return list((runs_dir / "_checkpoints").glob("*/state.pt"))
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_record_interrupted_and_say_how_to_resume(tmp_path, sig, code):
-    proc = _start(tmp_path, LONGER)
-    _wait_for(lambda: _checkpoint(tmp_path), proc)
+    proc = start_run(tmp_path, LONGER)
+    wait_for(lambda: checkpoints(tmp_path), proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == code, err[-3000:]
@@ -69,27 +30,27 @@ def test_sigterm_and_ctrl_c_record_interrupted_and_say_how_to_resume(tmp_path, s
     assert "to resume, run the same command again: python -m iwx.run" in err
     (first,) = run_dirs(tmp_path)
     assert read_json(first / "run.json")["status"] == "INTERRUPTED"
-    assert _checkpoint(tmp_path)   # kept
+    assert checkpoints(tmp_path)   # kept
     again = iwx_run(tmp_path, params=LONGER)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from checkpoint 'train:" in again.stdout
     _, second = run_dirs(tmp_path)
     assert read_json(second / "run.json")["status"] == "COMPLETED"
     assert read_json(first / "run.json")["resumed_by"] == second.name
-    assert not _checkpoint(tmp_path)
+    assert not checkpoints(tmp_path)
 
 
 def test_second_identical_command_is_refused_naming_the_first(tmp_path):
     """Started together and staggered: one runs, the others are refused at once
     (exit 2, no record), and nothing the first writes is disturbed."""
     params = ["MultiTaskTraining.updates = 800", "MultiTaskTraining.checkpoint_period = 16"]
-    pair = [_start(tmp_path, params), _start(tmp_path, params)]   # at the same moment
-    _wait_for(lambda: any(p.poll() is not None for p in pair))
+    pair = [start_run(tmp_path, params), start_run(tmp_path, params)]   # at the same moment
+    wait_for(lambda: any(p.poll() is not None for p in pair))
     (loser,) = [p for p in pair if p.poll() is not None]
     (winner,) = [p for p in pair if p is not loser]
     loser_err = loser.communicate()[1]
     assert loser.returncode == 2, loser_err[-3000:]
-    _wait_for(lambda: _checkpoint(tmp_path), winner)
+    wait_for(lambda: checkpoints(tmp_path), winner)
     staggered = iwx_run(tmp_path, params=params)    # while the first is checkpointing
     out, err = winner.communicate(timeout=HANG_GUARD_S)
     assert winner.returncode == 0, err[-3000:]
@@ -106,7 +67,7 @@ def test_second_identical_command_is_refused_naming_the_first(tmp_path):
 def test_torn_checkpoint_resumes_from_the_previous_one(tmp_path):
     killed = iwx_run(tmp_path, params=LONGER, env={"IWX_KILL_AFTER_CHECKPOINT": "train:48"})
     assert killed.returncode == -9, killed.stderr[-2000:]
-    (state,) = _checkpoint(tmp_path)
+    (state,) = checkpoints(tmp_path)
     state.write_bytes(state.read_bytes()[:1000])          # torn
     resumed = iwx_run(tmp_path, params=LONGER)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -167,15 +128,15 @@ FAST_BEAT = {"IWX_HEARTBEAT_S": "0.5", "IWX_RECORD_RETRY_S": "2"}
 
 
 def test_disk_full_for_a_moment_loses_nothing(small_store):
-    proc = _start(small_store, LONGER, env=FAST_BEAT)
-    _wait_for(lambda: _checkpoint(small_store), proc)
+    proc = start_run(small_store, LONGER, env=FAST_BEAT)
+    wait_for(lambda: checkpoints(small_store), proc)
     filler = _fill(small_store)
     time.sleep(1.5)          # three heartbeats fail
     filler.unlink()
     out, err = proc.communicate(timeout=HANG_GUARD_S)
     if proc.returncode != 0:   # it may instead have stopped, naming the path: then resume
         assert "No space left on device" in err and str(small_store) in err, err[-3000:]
-        again = subprocess.run(_command(small_store, LONGER), cwd=ROOT, text=True,
+        again = subprocess.run(run_command(small_store, LONGER), cwd=ROOT, text=True,
                                capture_output=True, env={**os.environ, **FAST_BEAT,
                                                          "PYTHONPATH": str(ROOT)})
         assert again.returncode == 0, again.stderr[-3000:]
@@ -189,20 +150,20 @@ def test_disk_full_for_a_moment_loses_nothing(small_store):
     steps = metrics["train/return"]["steps"]
     assert steps == sorted(steps) and steps[-1] == 400   # every logging period, none lost
     assert len(steps) == 400 // 8
-    assert not _checkpoint(small_store)
+    assert not checkpoints(small_store)
 
 
 def test_disk_full_to_the_end_fails_loudly_keeps_the_checkpoint_and_resumes(small_store):
-    proc = _start(small_store, LONGER, env=FAST_BEAT)
-    _wait_for(lambda: _checkpoint(small_store), proc)
+    proc = start_run(small_store, LONGER, env=FAST_BEAT)
+    wait_for(lambda: checkpoints(small_store), proc)
     filler = _fill(small_store)
     out, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode not in (0, 2), err[-3000:]
     assert "No space left on device" in err and str(small_store) in err, err[-3000:]
     assert "to resume, run the same command again" in err
-    assert _checkpoint(small_store)                      # the last good one
+    assert checkpoints(small_store)                      # the last good one
     filler.unlink()
-    again = subprocess.run(_command(small_store, LONGER), cwd=ROOT, text=True,
+    again = subprocess.run(run_command(small_store, LONGER), cwd=ROOT, text=True,
                            capture_output=True, env={**os.environ, **FAST_BEAT,
                                                      "PYTHONPATH": str(ROOT)})
     assert again.returncode == 0, again.stderr[-3000:]
@@ -210,4 +171,4 @@ def test_disk_full_to_the_end_fails_loudly_keeps_the_checkpoint_and_resumes(smal
     run = run_dirs(small_store)[-1]
     assert read_json(run / "run.json")["status"] == "COMPLETED"
     assert (run / "results.json").is_file() and (run / "model.pt").is_file()
-    assert not _checkpoint(small_store)
+    assert not checkpoints(small_store)
