@@ -155,6 +155,8 @@ def test_runs_picks_runs_by_label_or_gin_file_in_every_panel(tmp_path):
                                      "gin/reach_scratch.gin", "gin/go_to_ring_rl2.gin",
                                      "gin/go_to_ring_scratch.gin"], proc.stdout
     assert "5 runs: 0 reused, 5 to run" in proc.stdout
+    one = figure(["3", "--dry-run", "--panels", "reach_cpu", "--runs", "iwpl", "--runs-dir", runs])
+    assert "1 run: 0 reused, 1 to run, about 115 min of compute" in one.stdout, one.stdout
     assert not runs.exists()
 
 

@@ -266,5 +266,6 @@ def totals(plan: Plan) -> str:
     missing, reused = plan.missing(), plan.reused()
     minutes = plan.minutes_to_run()
     hours = f" ≈ {minutes / 60:.1f} h" if minutes >= 120 else ""
-    return (f"{len(plan.runs)} runs: {len(reused)} reused, {len(missing)} to run, about "
+    runs = f"{len(plan.runs)} run" + ("" if len(plan.runs) == 1 else "s")
+    return (f"{runs}: {len(reused)} reused, {len(missing)} to run, about "
             f"{minutes:g} min{hours} of compute to run (estimate)")
