@@ -12,7 +12,18 @@ is appendix A.2's: per unit the mean of the last ``last`` unsmoothed episodes (a
 the episodes after exploration), then mean ± 95% CI across units
 (:func:`iwx.results.stats.headline`, what ``iwx.report`` tabulates).
 
-Every figure also draws the training of its runs that trained (pretraining /
+Kind ``training`` (the paper's figures 1 and 6): one panel per spec panel, one line per
+spec run: ``train/return`` against env steps, cut into chunks of the scale's ``chunk``
+env steps (appendix A.1: 200k; default the logging period) and averaged in each, then a
+trailing rolling mean over the scale's ``window`` chunks per run, mean ± 95% CI across
+the run's seeds (:func:`iwx.results.curves.training_lines`); ``figureN.png`` plots the
+return and ``figureN_success.png`` ``train/success`` the same way. Its table
+(:func:`final_numbers`): per seed the mean of its last ``last`` unsmoothed chunks, then
+mean ± 95% CI across seeds, for the return and the success rate, beside the env steps
+each line's seeds reached (the methods of a panel are meant to share one env-step
+budget).
+
+Every figure of kind ``adaptation`` also draws the training of its runs that trained (pretraining /
 meta-training; From Scratch has none): ``train/success`` (training.png) and
 ``train/return`` (training_return.png) against env steps, one panel per spec panel,
 one line per run of the spec (mean ± CI across its seeds), chunked and smoothed as
@@ -25,6 +36,8 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from iwx.experiment.store import RecordedRun
 from iwx.figures.plan import Plan
 from iwx.figures.spec import PanelSpec, SpecError
@@ -33,7 +46,7 @@ from iwx.results.curves import ORACLE, Line
 from iwx.results.groups import method_of
 from iwx.results.protocol import differences
 from iwx.results.reporting import references_of
-from iwx.results.stats import headline
+from iwx.results.stats import headline, mean_ci
 from iwx.results.tables import fmt
 
 TRAINING = (("train/success", "training.png", "training success rate"),
@@ -58,6 +71,12 @@ class Drawing:
     x_names: dict[str, str]                  # task: the training figure's x axis
     table: str
     files: list[Path]
+    kind: str = "adaptation"
+
+    def numbers(self, line: Line, last: int) -> dict:
+        """The table's numbers of one of ``panels``' lines, as this kind computes them."""
+        return final_numbers(line, last) if self.kind == "training" else \
+            line_numbers(line, last)
 
 
 def draw(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
@@ -174,10 +193,11 @@ def as_training_return(run: RecordedRun, metric: str) -> RecordedRun | None:
     return dataclasses.replace(run, metrics={**run.metrics, "train/return": run.metrics[metric]})
 
 
-def training_lines(plan: Plan, records: dict[int, RecordedRun]
+def training_lines(plan: Plan, records: dict[int, RecordedRun], window: int | None = None
                    ) -> tuple[dict[str, list[Line]], dict[str, str]]:
     """{metric: lines} over every panel (a line per spec run that trained), and each
-    panel's x axis (env steps, or learner updates for runs that logged none)."""
+    panel's x axis (env steps, or learner updates for runs that logged none); chunks of
+    the scale's ``chunk`` env steps, smoothed over ``window`` chunks (None: automatic)."""
     found: dict[str, list[Line]] = {}
     x_names: dict[str, str] = {}
     for metric, _, _ in TRAINING:
@@ -188,7 +208,8 @@ def training_lines(plan: Plan, records: dict[int, RecordedRun]
                         if (r := as_training_return(records[p.number], metric)) is not None]
                 if runs:
                     groups[entry.label] = runs
-            lines, x_name = curves.training_lines(groups, None, None, task=panel.task)
+            lines, x_name = curves.training_lines(groups, window, plan.scale.chunk,
+                                                  task=panel.task)
             for line in lines:
                 line.variant = metric
             found.setdefault(metric, []).extend(lines)
@@ -215,4 +236,91 @@ def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str
     return written
 
 
-DRAWERS = {"adaptation": adaptation}
+# --------------------------------------------------------------------------- training kind
+
+def final_numbers(line: Line, last: int) -> dict:
+    """A training line's table numbers: per run (a row of ``line.raw``, [runs, chunks],
+    NaN where a run did not reach a chunk) the mean of the last ``last`` chunks it
+    reached, then mean ± 95% CI across runs."""
+    finals = []
+    for row in np.asarray(line.raw, dtype=np.float64):
+        at = np.flatnonzero(~np.isnan(row))
+        if len(at):
+            finals.append(float(np.mean(row[at[-last:]])))
+    if not finals:
+        return {"final_mean": None, "final_ci95": None, "runs": 0, "per_run": []}
+    mean, half = mean_ci(np.array(finals))
+    return {"final_mean": float(mean), "final_ci95": float(half), "runs": len(finals),
+            "per_run": finals}
+
+
+def reached(line: Line, records: dict[int, RecordedRun]) -> list[float]:
+    """The env steps each run of a training line played (its last ``train/env_steps``),
+    or, for runs that logged none, the last chunk it reached."""
+    by_id = {r.id: r for r in records.values()}
+    out = []
+    for i, run_id in enumerate(line.run_ids):
+        logged = by_id[run_id].metrics.get("train/env_steps") if run_id in by_id else None
+        if logged is not None and len(logged[1]):
+            out.append(float(logged[1][-1]))
+        else:
+            at = np.flatnonzero(~np.isnan(np.asarray(line.raw[i], dtype=np.float64)))
+            if len(at):
+                out.append(float(line.x[at[-1]]))
+    return out
+
+
+def reached_text(reached: list[float]) -> str:
+    if not reached:
+        return "—"
+    low, high = min(reached), max(reached)
+    return f"{low:,.0f}" if low == high else f"{low:,.0f}–{high:,.0f}"
+
+
+def training_table(plan: Plan, drawings: list[PanelDrawing], success: list[Line],
+                   records: dict[int, RecordedRun]) -> str:
+    """Markdown: one row per spec run of each panel: the seeds drawn, the env steps they
+    played, final return and final success rate (:func:`final_numbers`)."""
+    last = plan.figure.last
+    rows = [f"| panel | run | seeds | env steps played | return, last {last} chunks | "
+            f"success rate, last {last} chunks |", "|---|---|---|---|---|---|"]
+    for d in drawings:
+        if not d.lines:
+            rows.append(f"| {d.panel.task} | (no run that trained) | | | — | — |")
+        for line in d.lines:
+            h = final_numbers(line, last)
+            rate = next((final_numbers(s, last) for s in success
+                         if s.task == line.task and s.group == line.group), None)
+            rate_text = fmt(rate["final_mean"], rate["final_ci95"]) if rate and rate["runs"] \
+                else "—"
+            rows.append(f"| {d.panel.task} | {line.label} | {h['runs']} | "
+                        f"{reached_text(reached(line, records))} | "
+                        f"{fmt(h['final_mean'], h['final_ci95'])}"
+                        f" | {rate_text} |")
+    return "\n".join(rows)
+
+
+def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
+    found, x_names = training_lines(plan, records, window=plan.scale.window)
+    returns, success = found.get("train/return", []), found.get("train/success", [])
+    drawings = [PanelDrawing(panel, [line for line in returns if line.task == panel.task],
+                             [], None) for panel in plan.panels]
+    name = f"figure{plan.figure.figure}"
+    files = []
+    for lines, paths, ylabel in ((returns, [out / f"{name}.png", out / f"{name}.pdf"],
+                                  "training return"),
+                                 (success, [out / f"{name}_success.png"],
+                                  "training success rate")):
+        panels = [figures.Panel(mine, panel_heading(PanelDrawing(panel, mine, [], None)),
+                                xlabel=x_names[panel.task])
+                  for panel in plan.panels
+                  if (mine := [line for line in lines if line.task == panel.task])]
+        if panels:
+            files += figures.plot_panels(
+                panels, paths, xlabel=" / ".join(sorted(set(x_names.values()))),
+                ylabel=ylabel, title=heading(plan), note=report_text.training_note(lines, x_names))
+    return Drawing(drawings, found, x_names, training_table(plan, drawings, success, records), files,
+                   kind="training")
+
+
+DRAWERS = {"adaptation": adaptation, "training": training}

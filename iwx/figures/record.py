@@ -15,7 +15,7 @@ from pathlib import Path
 
 from iwx.experiment.headline import short_uid
 from iwx.experiment.store import RecordedRun, is_mongo_url, sacred_time
-from iwx.figures.draw import Drawing, line_numbers
+from iwx.figures.draw import Drawing
 from iwx.figures.plan import Plan, Planned
 
 
@@ -83,10 +83,11 @@ def figure_record(plan: Plan, drawing: Drawing, rows: list[dict]) -> dict:
         "figure": plan.figure.figure, "title": plan.figure.title, "kind": plan.figure.kind,
         "spec": str(plan.figure.path), "scale": plan.scale.name, "about": plan.scale.about,
         "seeds": list(plan.scale.seeds), "window": plan.scale.window, "last": last,
+        "chunk": plan.scale.chunk,
         "gin_params": list(plan.extra),
         "panels": [{"task": d.panel.task, "title": d.panel.title,
                     "exploration_episodes": d.exploration,
-                    "lines": [{**line.series(), "table": line_numbers(line, last)}
+                    "lines": [{**line.series(), "table": drawing.numbers(line, last)}
                               for line in d.lines],
                     "references": [r.as_json() for r in d.references]}
                    for d in drawing.panels],
@@ -108,18 +109,31 @@ def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
     name = f"figure{plan.figure.figure}"
     total = sum(r.get("compute_seconds") or 0.0 for r in rows)
     got = [r for r in rows if "run_id" in r]
-    md = [f"## Figure {plan.figure.figure}: {plan.figure.title} (scale {plan.scale.name})", "",
-          f"{plan.scale.about}. Run seeds {list(plan.scale.seeds)}; adaptation curves: "
-          f"trailing mean over {plan.scale.window} episode(s) per unit, mean ± 95% CI across "
-          f"units (a held-out task: its mean over adaptation and run seeds); the shaded "
-          f"start is the exploration episodes.", ""]
+    md = [f"## Figure {plan.figure.figure}: {plan.figure.title} (scale {plan.scale.name})", ""]
+    if drawing.kind == "training":
+        chunk = f"{plan.scale.chunk:,.0f} env steps" if plan.scale.chunk else \
+            "the logging period"
+        md += [f"{plan.scale.about}. Run seeds {list(plan.scale.seeds)}; training curves: "
+               f"the mean per chunk of {chunk}, a trailing mean over {plan.scale.window} "
+               "chunk(s) per run, mean ± 95% CI across seeds.", ""]
+    else:
+        md += [f"{plan.scale.about}. Run seeds {list(plan.scale.seeds)}; adaptation curves: "
+               f"trailing mean over {plan.scale.window} episode(s) per unit, mean ± 95% CI "
+               f"across units (a held-out task: its mean over adaptation and run seeds); the "
+               f"shaded start is the exploration episodes.", ""]
     if any(p.name == f"{name}.png" for p in drawing.files):
         md += [f"![figure {plan.figure.figure}]({name}.png)", ""]
-    md += [f"Mean of the last {plan.figure.last} adaptation episodes (unsmoothed) per unit, "
-           "then mean ± 95% CI across units:", "", drawing.table, ""]
+    if any(p.name == f"{name}_success.png" for p in drawing.files):
+        md += [f"![figure {plan.figure.figure}, success rate]({name}_success.png)", ""]
+    if drawing.kind == "training":
+        md += [f"Per seed the mean of its last {plan.figure.last} chunks (unsmoothed), then "
+               "mean ± 95% CI across seeds:", "", drawing.table, ""]
+    else:
+        md += [f"Mean of the last {plan.figure.last} adaptation episodes (unsmoothed) per "
+               "unit, then mean ± 95% CI across units:", "", drawing.table, ""]
     for metric, filename, _ in (("train/success", "training.png", ""),
                                 ("train/return", "training_return.png", "")):
-        if drawing.training.get(metric):
+        if drawing.kind == "adaptation" and drawing.training.get(metric):
             md += [f"Pretraining / meta-training, `{metric}` against "
                    f"{' / '.join(sorted(set(drawing.x_names.values())))}:", "",
                    f"![{metric}]({filename})", ""]

@@ -7,12 +7,17 @@ no figure's runs)::
     figure: 3                      # the paper's figure number
     title: Few-shot adaptation ... # the figure's heading
     kind: adaptation               # how it is drawn (KINDS; iwx/figures/draw.py)
-    last: 3                        # episodes averaged for the table (appendix A.2)
+    last: 3                        # the table's average: the last 3 adaptation episodes
+                                   # (kind adaptation, appendix A.2) or training chunks
+                                   # of each run (kind training)
     scales:                        # one or more, by name
       cpu:
         about: "one line: what this scale is"
         seeds: [0]                 # run seeds; every run of the scale runs on each
         window: 3                  # trailing rolling window over adaptation episodes
+                                   # (kind training: over chunks of the training curve)
+        chunk: 100000              # optional: env steps per chunk of the training curves
+                                   # (appendix A.1: 200k; default: the logging period)
         bindings: []               # optional: applied to every run of the scale
         panels:                    # one panel of the figure each
           - task: reach_cpu        # the task its runs record (run_identity.task)
@@ -51,9 +56,10 @@ from iwx.experiment import shipped
 from iwx.experiment.config_rules import seed_problem
 
 KIND = "figures"                  # iwx.experiment.shipped's kind of the spec files
-KINDS = ("adaptation",)           # the kinds of drawing iwx/figures/draw.py knows
+KINDS = ("adaptation", "training")   # the kinds of drawing iwx/figures/draw.py knows
 TOP = {"figure": True, "title": True, "kind": True, "last": True, "scales": True}
-SCALE = {"about": True, "seeds": True, "window": True, "bindings": False, "panels": True}
+SCALE = {"about": True, "seeds": True, "window": True, "chunk": False, "bindings": False,
+         "panels": True}
 PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True}
 RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False}
 
@@ -91,6 +97,7 @@ class Scale:
     window: int
     bindings: tuple[str, ...]
     panels: tuple[PanelSpec, ...]
+    chunk: float | None = None    # env steps per training-curve chunk (None: logging period)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +255,15 @@ class _Reader:
         return Scale(name, self.text(raw["about"], f"{where}.about"),
                      self.seeds(raw["seeds"], f"{where}.seeds"),
                      self.integer(raw["window"], f"{where}.window", 1),
-                     self.bindings(raw.get("bindings"), f"{where}.bindings"), read)
+                     self.bindings(raw.get("bindings"), f"{where}.bindings"), read,
+                     self.chunk(raw.get("chunk"), f"{where}.chunk"))
+
+    def chunk(self, value, where: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            self.fail(where, f"expected a number > 0 (env steps per chunk), got {value!r}")
+        return float(value)
 
     def panel(self, value, where: str) -> PanelSpec:
         raw = self.mapping(value, where, PANEL)
