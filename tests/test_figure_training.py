@@ -129,7 +129,8 @@ def test_the_smoke_figure_records_every_run_and_tabulates_them_by_hand(smoke):
         assert f"| {task} | {label} | {len(seeds)} | {played.pop():,.0f} | " \
                f"{cells[0]} | {cells[1]} |" in table, table
     panel = record["panels"][0]
-    assert [line["label"] for line in panel["lines"]] == [r["label"] for r in raw["panels"][0]["runs"]]
+    assert [line["label"] for line in panel["lines"]] == \
+        [r["label"] for r in raw["panels"][0]["runs"]]
     for line in panel["lines"]:
         assert line["runs"] == len(seeds) and line["window"] == raw["window"]
         assert line["table"]["runs"] == len(seeds)

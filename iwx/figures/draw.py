@@ -23,8 +23,8 @@ mean ± 95% CI across seeds, for the return and the success rate, beside the env
 each line's seeds reached (the methods of a panel are meant to share one env-step
 budget).
 
-Every figure of kind ``adaptation`` also draws the training of its runs that trained (pretraining /
-meta-training; From Scratch has none): ``train/success`` (training.png) and
+A figure of kind ``adaptation`` also draws the training of its runs that trained
+(pretraining / meta-training; From Scratch has none): ``train/success`` (training.png) and
 ``train/return`` (training_return.png) against env steps, one panel per spec panel,
 one line per run of the spec (mean ± CI across its seeds), chunked and smoothed as
 ``iwx.report``'s training figure (:func:`iwx.results.curves.training_lines`).
@@ -219,19 +219,23 @@ def training_lines(plan: Plan, records: dict[int, RecordedRun], window: int | No
 
 
 def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str, str],
-                  out: Path) -> list[Path]:
+                  out: Path, files=None, title=None) -> list[Path]:
+    """One figure per metric with lines (a panel per spec panel): ``files`` lists
+    (metric, file names, y label), default :data:`TRAINING`; ``title(metric)`` heads each
+    (default: the figure's heading and the metric)."""
     written = []
-    for metric, filename, ylabel in TRAINING:
+    for metric, names, ylabel in files or [(m, [f], y) for m, f, y in TRAINING]:
         lines = training.get(metric) or []
         if not lines:
             continue
-        panels = [figures.Panel(mine, f"{panel.title} (task {panel.task})",
+        panels = [figures.Panel(mine, panel_heading(PanelDrawing(panel, mine, [], None)),
                                 xlabel=x_names[panel.task])
                   for panel in plan.panels
                   if (mine := [line for line in lines if line.task == panel.task])]
         written += figures.plot_panels(
-            panels, [out / filename], xlabel=" / ".join(sorted(set(x_names.values()))),
-            ylabel=ylabel, title=f"{heading(plan)}: pretraining / meta-training ({metric})",
+            panels, [out / n for n in names], xlabel=" / ".join(sorted(set(x_names.values()))),
+            ylabel=ylabel, title=title(metric) if title else
+            f"{heading(plan)}: pretraining / meta-training ({metric})",
             note=report_text.training_note(lines, x_names))
     return written
 
@@ -306,21 +310,13 @@ def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
     drawings = [PanelDrawing(panel, [line for line in returns if line.task == panel.task],
                              [], None) for panel in plan.panels]
     name = f"figure{plan.figure.figure}"
-    files = []
-    for lines, paths, ylabel in ((returns, [out / f"{name}.png", out / f"{name}.pdf"],
+    files = draw_training(plan, found, x_names, out, title=lambda metric: heading(plan),
+                          files=[("train/return", [f"{name}.png", f"{name}.pdf"],
                                   "training return"),
-                                 (success, [out / f"{name}_success.png"],
-                                  "training success rate")):
-        panels = [figures.Panel(mine, panel_heading(PanelDrawing(panel, mine, [], None)),
-                                xlabel=x_names[panel.task])
-                  for panel in plan.panels
-                  if (mine := [line for line in lines if line.task == panel.task])]
-        if panels:
-            files += figures.plot_panels(
-                panels, paths, xlabel=" / ".join(sorted(set(x_names.values()))),
-                ylabel=ylabel, title=heading(plan), note=report_text.training_note(lines, x_names))
-    return Drawing(drawings, found, x_names, training_table(plan, drawings, success, records), files,
-                   kind="training")
+                                 ("train/success", [f"{name}_success.png"],
+                                  "training success rate")])
+    return Drawing(drawings, found, x_names, training_table(plan, drawings, success, records),
+                   files, kind="training")
 
 
 DRAWERS = {"adaptation": adaptation, "training": training}
