@@ -95,3 +95,14 @@ def run_dirs(runs_dir: Path) -> list[Path]:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+def ran_figure_run(row: dict) -> Path:
+    """A run row of a figure's figure.json that ran now: its folder, after checking that
+    it is a COMPLETED record of the row's configuration key and panel's task."""
+    folder = Path(row["dir"])
+    assert row["status"] == "ran"
+    assert read_json(folder / "run.json")["status"] == "COMPLETED"
+    assert read_json(folder / "info.json")["checkpoint_key"] == row["key"]
+    assert read_json(folder / "config.json")["identity"]["task"] == row["panel"]
+    return folder

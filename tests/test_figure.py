@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cli import ROOT, read_json, run_cli, run_dirs
+from cli import ROOT, ran_figure_run, read_json, run_cli, run_dirs
 from iwx.results import stats
 
 SPEC = ROOT / "figures" / "figure3.yaml"
@@ -201,11 +201,7 @@ def test_the_smoke_figure_runs_records_and_draws_every_run(smoke):
     assert len(dirs) == 8 and sorted(r["dir"] for r in record["runs"]) == \
         sorted(str(d) for d in dirs)
     for row in record["runs"]:
-        folder = Path(row["dir"])
-        assert row["status"] == "ran"
-        assert read_json(folder / "run.json")["status"] == "COMPLETED"
-        assert read_json(folder / "info.json")["checkpoint_key"] == row["key"]
-        assert read_json(folder / "config.json")["identity"]["task"] == row["panel"]
+        folder = ran_figure_run(row)
         results = read_json(folder / "results.json")
         for variant in results["returns"]:   # the table's numbers, by hand from results.json
             assert f"| {row['panel']} | {variant} | 2 | task | 1 | " \

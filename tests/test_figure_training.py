@@ -11,13 +11,12 @@ every run and redraws the same table.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from cli import ROOT, read_json, run_cli, run_dirs
+from cli import ROOT, ran_figure_run, read_json, run_cli, run_dirs
 from iwx.results import stats
 
 
@@ -110,11 +109,7 @@ def test_the_smoke_figure_records_every_run_and_tabulates_them_by_hand(smoke):
     assert len(run_dirs(runs)) == len(planned) * len(seeds) == len(record["runs"])
     series = {}
     for row in record["runs"]:
-        folder = Path(row["dir"])
-        assert row["status"] == "ran"
-        assert read_json(folder / "run.json")["status"] == "COMPLETED"
-        assert read_json(folder / "info.json")["checkpoint_key"] == row["key"]
-        assert read_json(folder / "config.json")["identity"]["task"] == row["panel"]
+        folder = ran_figure_run(row)
         series.setdefault((row["panel"], row["label"]), []).append(
             read_json(folder / "series.json"))
     assert sorted(series) == sorted(planned)
