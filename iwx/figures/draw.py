@@ -132,7 +132,7 @@ def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawin
     shown = [d for d in drawings if d.lines]
     if shown:
         all_lines = [line for d in shown for line in d.lines]
-        panels = [figures.Panel(d.lines, panel_heading(d), d.exploration,
+        panels = [figures.Panel(d.lines, panel_heading(d.panel, d.lines), d.exploration,
                                 next((r.mean for r in d.references if r.name == ORACLE), None),
                                 next(((r.name, r.mean) for r in d.references
                                       if r.name != ORACLE), None))
@@ -152,9 +152,9 @@ def heading(plan: Plan) -> str:
             f"({plan.scale.about})")
 
 
-def panel_heading(d: PanelDrawing) -> str:
-    runs = {i for line in d.lines for i in line.run_ids}
-    return f"{d.panel.title} (task {d.panel.task}; {len(runs)} run{'s' * (len(runs) != 1)})"
+def panel_heading(panel: PanelSpec, lines: list[Line]) -> str:
+    runs = {i for line in lines for i in line.run_ids}
+    return f"{panel.title} (task {panel.task}; {len(runs)} run{'s' * (len(runs) != 1)})"
 
 
 def line_numbers(line: Line, last: int) -> dict:
@@ -228,7 +228,7 @@ def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str
         lines = training.get(metric) or []
         if not lines:
             continue
-        panels = [figures.Panel(mine, panel_heading(PanelDrawing(panel, mine, [], None)),
+        panels = [figures.Panel(mine, panel_heading(panel, mine),
                                 xlabel=x_names[panel.task])
                   for panel in plan.panels
                   if (mine := [line for line in lines if line.task == panel.task])]
