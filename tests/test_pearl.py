@@ -321,3 +321,82 @@ def test_pearl_adaptation_rejects_other_pretrained_agents():
         pearl_adaptation(object(), {"position": (2,)}, A, 2, device=CPU)
     with pytest.raises(ValueError, match="lacks"):
         pearl_adaptation(tiny_agent(), {"velocity": (2,)}, A, 2, device=CPU)
+
+
+# --------------------------------------------------------------------------- (e) dense meta-training
+def test_a_reward_key_gives_the_encoder_that_observation_instead_of_the_reward():
+    """PEARL's code on sparse navigation: the critic learns from the dense reward, the
+    encoder sees the sparse one, carried by s_{t+1} (ContextEncoder.reward_key)."""
+    spec = {**SPEC, "sparse_reward": ()}
+    torch.manual_seed(0)
+    plain = ContextEncoder(SPEC, A, lstm_size=8, torso=TINY)
+    keyed = ContextEncoder(spec, A, lstm_size=8, torso=TINY, reward_key="sparse_reward")
+    keyed.load_state_dict(plain.state_dict())        # same weights: only the input differs
+    assert keyed.context_keys == ("position", "sparse_reward")
+    assert plain.context_keys == ("position",)
+    rng = np.random.default_rng(1)
+    t = torch.as_tensor
+    s = t(rng.normal(size=(2, 5, 2)).astype(np.float32))
+    a = t(rng.normal(size=(2, 4, A)).astype(np.float32))
+    dense = t(-rng.random((2, 4)).astype(np.float32))
+    sparse = t(np.array([[0, 0, 0.9, 0.95], [0, 0, 0, 0]], np.float32))
+    mask = t(np.ones((2, 4), np.float32))
+    obs = {"position": s[:, :-1], "sparse_reward": torch.zeros(2, 4)}
+    nxt = {"position": s[:, 1:], "sparse_reward": sparse}
+    got = keyed(obs, a, dense, nxt, mask)
+    want = plain({"position": s[:, :-1]}, a, sparse, {"position": s[:, 1:]}, mask)
+    torch.testing.assert_close(got, want)
+    # the dense reward would have been a different posterior: the key is really what is read
+    assert not torch.allclose(plain({"position": s[:, :-1]}, a, dense,
+                                    {"position": s[:, 1:]}, mask)[0], want[0])
+    with pytest.raises(ValueError, match="emit_sparse_reward"):
+        ContextEncoder(SPEC, A, reward_key="sparse_reward")
+
+
+def test_posterior_sampling_keeps_the_reward_key_in_its_context_memory():
+    spec = {**SPEC, "sparse_reward": ()}
+    torch.manual_seed(0)
+    enc = ContextEncoder(spec, A, lstm_size=8, torso=TINY, reward_key="sparse_reward")
+    actor = GaussianPolicy(spec, A, 1, task_key=None, extra_dim=Z, torso=TINY)
+    from iwx.agents.actors.posterior import PosteriorSampling
+    acting = PosteriorSampling(enc, actor, spec, A, context_length=4, device=CPU)
+    acting.begin_tasks(1)
+    obs = {"position": np.zeros((1, 2), np.float32), "sparse_reward": np.zeros(1, np.float32),
+           "task_id": np.zeros(1, np.int64)}
+    nxt = {**obs, "sparse_reward": np.array([0.7], np.float32)}
+    acting.observe(obs, np.zeros((1, A), np.float32), np.array([-0.3], np.float32), nxt,
+                   np.array([False]), np.array([True]))
+    o, _, r, n, m = acting.memory.context(np.array([0]), CPU)
+    assert set(o) == {"position", "sparse_reward"}
+    assert n["sparse_reward"][0, 0].item() == pytest.approx(0.7)
+    assert r[0, 0].item() == pytest.approx(-0.3)     # the memory keeps both; the encoder picks
+
+
+def test_point_nav_pearl_meta_trains_dense_and_adapts_sparse(tmp_path):
+    """gin/point_nav_pearl.gin end to end: training returns are the dense reward's
+    (negative distances), adaptation's the sparse reward's (never negative)."""
+    from cli import iwx_run, read_json, run_dirs
+
+    proc = iwx_run(tmp_path, "gin/point_nav_pearl.gin")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path)
+    series = read_json(run / "series.json")
+    train = series["train/return"]["values"]
+    assert train and all(v < -0.5 for v in train), train     # 20 steps, each −‖s − g‖ < 0
+    adapt = series["adapt/PEARL*/return"]["values"]
+    assert adapt and all(v >= 0.0 for v in adapt), adapt
+    operative = (run / "operative_config.gin").read_text()
+    assert "dense/PointNavVec.sparse = False" in operative
+    assert "ContextEncoder.reward_key = 'sparse_reward'" in operative
+
+
+def test_a_training_env_that_sees_other_observations_is_refused(tmp_path):
+    from cli import iwx_run, run_dirs
+
+    proc = iwx_run(tmp_path, "gin/point_nav_iwpl.gin",
+                   ["pretrain_and_adapt.training_env = @other/PointNavVec",
+                    "other/PointNavVec.expose_goal = True"])
+    assert proc.returncode != 0
+    assert "training environment may change the reward only" in proc.stderr
+    for run in run_dirs(tmp_path):
+        assert not (run / "model.pt").exists()

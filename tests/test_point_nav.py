@@ -77,3 +77,29 @@ def test_goal_knowing_oracle_return():
     oracle = point_nav_oracle(held_out)
     print(f"goal-knowing oracle on 30 held-out goals: {oracle.mean():.2f} per episode")
     assert 12.5 < oracle.mean() < 14.0   # PEARL's test goals give about 13.4
+
+
+def test_a_dense_vector_can_carry_the_sparse_reward_in_its_observation():
+    """PEARL meta-trains on the dense reward and its encoder reads the sparse one (§6)."""
+    goals = np.array([[0.15, 0.0], [1.0, 0.0]])
+    dense = PointNavVec(goals, np.array([0, 1]), sparse=False, emit_sparse_reward=True)
+    sparse = PointNavVec(goals, None, sparse=True, emit_sparse_reward=True)
+    assert dense.observation_spec() == {"position": (2,), "sparse_reward": (), "task_id": ()}
+    assert sparse.observation_spec() == {"position": (2,), "sparse_reward": ()}
+    assert dense.reset()["sparse_reward"].tolist() == [0.0, 0.0]
+    sparse.reset()
+    step = np.array([[0.1, 0.0], [0.1, 0.0]])
+    obs, reward, _, _ = dense.step(step)
+    # row 0 at (0.1, 0): 0.05 from its goal, inside the radius: 1 − 0.05; row 1: 0.9 away
+    assert reward == pytest.approx([-0.05, -0.9])
+    assert obs["sparse_reward"] == pytest.approx([0.95, 0.0])
+    assert obs["sparse_reward"].dtype == np.float32
+    s_obs, s_reward, _, _ = sparse.step(step)
+    assert s_reward == pytest.approx([0.95, 0.0])
+    assert s_obs["sparse_reward"] == pytest.approx(s_reward)
+    for _ in range(19):
+        dense.step(np.zeros((2, 2)))
+    obs, reward, _, truncated = dense.step(np.zeros((2, 2)))   # after the end: reward 0
+    assert truncated.all() and reward.tolist() == [0.0, 0.0]
+    assert obs["sparse_reward"].tolist() == [0.0, 0.0]
+    assert "sparse_reward" not in PointNavVec(goals, None).reset()   # off by default

@@ -82,23 +82,31 @@ class PointNavVec:
     held-out tasks (then no privileged key is emitted). Every row's episode
     ends (truncated) at the same step; stepping on after that repeats the last
     observation with reward 0, as every task vector does (iwx.envs.vector).
+    ``emit_sparse_reward``: every row also observes ``sparse_reward`` [()], the sparse
+    reward of the step that led to this observation (0 after a reset), whichever reward
+    the vector pays. PEARL's context encoder reads it (``ContextEncoder.reward_key``)
+    when meta-training on the dense reward: in PEARL's code the encoder sees the sparse
+    reward while the actor and critic learn from the dense one (paper §6).
     """
 
     observation_keys = ("position",)
 
     def __init__(self, goals: np.ndarray, task_ids: np.ndarray | None = None, *,
                  sparse: bool = True, episode_length: int = 20,
-                 goal_radius: float = 0.2, expose_goal: bool = False):
+                 goal_radius: float = 0.2, expose_goal: bool = False,
+                 emit_sparse_reward: bool = False):
         self.goals = np.asarray(goals, dtype=np.float64).reshape(-1, 2)
         self.task_ids = None if task_ids is None else np.asarray(task_ids, np.int64)
         self.sparse = sparse
         self.episode_length = episode_length
         self.goal_radius = goal_radius
         self.expose_goal = expose_goal
+        self.emit_sparse_reward = emit_sparse_reward
         self.num_envs = len(self.goals)
         self.action_low = np.full(2, -MAX_STEP)
         self.action_high = np.full(2, MAX_STEP)
         self._position = np.zeros((self.num_envs, 2))
+        self._sparse_reward = np.zeros(self.num_envs, np.float32)
         self._t = 0
         self._started = False
 
@@ -108,6 +116,8 @@ class PointNavVec:
 
     def observation_spec(self) -> dict[str, tuple[int, ...]]:
         spec = {"position": (2,)}
+        if self.emit_sparse_reward:
+            spec["sparse_reward"] = ()
         if self.task_ids is not None:
             spec["task_id"] = ()
             if self.expose_goal:
@@ -116,6 +126,8 @@ class PointNavVec:
 
     def _obs(self) -> dict[str, np.ndarray]:
         obs = {"position": self._position.astype(np.float32)}
+        if self.emit_sparse_reward:
+            obs["sparse_reward"] = self._sparse_reward.copy()
         if self.task_ids is not None:
             obs["task_id"] = self.task_ids.copy()
             if self.expose_goal:
@@ -134,6 +146,7 @@ class PointNavVec:
     def reset(self, seed=None) -> dict[str, np.ndarray]:
         """Every row back to the origin; ``seed`` is accepted and unused (no randomness)."""
         self._position = np.zeros((self.num_envs, 2))
+        self._sparse_reward = np.zeros(self.num_envs, np.float32)
         self._t = 0
         self._started = True
         return self._obs()
@@ -146,11 +159,16 @@ class PointNavVec:
         action = check_action(action, (self.num_envs, 2), owner)
         terminated = np.zeros(self.num_envs, dtype=bool)
         if self._t >= self.episode_length:      # every row has ended: repeat, reward 0
+            self._sparse_reward = np.zeros(self.num_envs, np.float32)
             return self._obs(), np.zeros(self.num_envs), terminated, np.ones(self.num_envs, bool)
         self._position = point_step(self._position, action)
         self._t += 1
         reward = point_reward(self._position, self.goals, sparse=self.sparse,
                               goal_radius=self.goal_radius)
+        if self.emit_sparse_reward:
+            self._sparse_reward = (reward if self.sparse else point_reward(
+                self._position, self.goals, sparse=True,
+                goal_radius=self.goal_radius)).astype(np.float32)
         truncated = np.full(self.num_envs, self._t >= self.episode_length)
         return self._obs(), reward, terminated, truncated
 

@@ -55,13 +55,17 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
                        tasks=gin.REQUIRED, env=gin.REQUIRED, variants=gin.REQUIRED,
                        agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
                        oracle=None, baseline=None, baseline_name: str = "baseline",
-                       pretrained: str | None = None, device: str = "auto",
+                       training_env=None, pretrained: str | None = None, device: str = "auto",
                        num_threads: int = 1, adapt_on: str = "test") -> dict:
     """Returns {"returns": {variant: [tasks, seeds, episodes]}, "oracle": [tasks] | None, ...}.
 
     ``oracle(test_params, env)`` and ``baseline(test_params, env)`` give per-task
     returns of reference policies: an upper one (e.g. knowing the goal) and a
     lower one named ``baseline_name`` (e.g. standing still).
+    ``training_env``: the environment multi-task training acts in, when it differs from
+    the one adaptation acts in (``env``): PEARL meta-trains on navigation's dense reward
+    and adapts on the sparse one (paper §6). ``None``: ``env`` for both. It must see the
+    same observations and act on the same action space as ``env``.
     ``pretrained``: path of a ``model.pt`` written by an earlier run; training
     is then skipped and its agent (π0, critic, ...) is loaded instead.
     ``agent=None``: no pretraining at all (From Scratch); the variants then get
@@ -89,9 +93,18 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
     if len(adapt_tasks) == 0:
         raise ValueError(f"pretrain_and_adapt.adapt_on = {adapt_on!r} but the task split has "
                          f"no {adapt_on} tasks")
-    probe = env(split.train[:1], np.zeros(1, np.int64))
+    train_env = env if training_env is None else training_env
+    probe = train_env(split.train[:1], np.zeros(1, np.int64))
     obs_spec, action_dim, horizon = probe.observation_spec(), probe.action_dim, probe.episode_length
     held_out_spec = env(adapt_tasks[:1], None).observation_spec()
+    if training_env is not None:
+        same = env(split.train[:1], np.zeros(1, np.int64))
+        if (same.observation_spec(), same.action_dim) != (obs_spec, action_dim):
+            raise ValueError(
+                f"pretrain_and_adapt.training_env sees {obs_spec} and acts in "
+                f"{action_dim} dimensions, pretrain_and_adapt.env sees "
+                f"{same.observation_spec()} and acts in {same.action_dim}: a training "
+                "environment may change the reward only")
     learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
     store = None if learner is None else replay(
         num_train, obs_spec, action_dim, horizon,
@@ -140,7 +153,7 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
                                            "(the model holds it)"]).state(
                 lambda: f"loading the pretrained model {pretrained}")
         else:
-            training.run(learner, env, split.train, store, rng, logger,
+            training.run(learner, train_env, split.train, store, rng, logger,
                          lambda s: save("train", s, f"train:{learner.updates}", True),
                          phase_state, env_seed=seed, guard=guard)
         phase_state = None

@@ -21,6 +21,11 @@ Decisions (where the paper is silent):
   bottleneck's KL cannot overflow; inside the range it is the linear output.
 - The encoder sees the observation parts ``inputs`` only (never a task id or
   goal: PEARL* must infer the task from rewards).
+- ``reward_key``: the context's r_t is ``next_obs[reward_key]`` instead of the reward the
+  learner trains on. PEARL's code meta-trains sparse navigation on the dense reward
+  and gives the encoder the sparse one (its ``sparse_rewards`` option), so a context
+  looks the same in meta-training and in adaptation, where only the sparse reward
+  exists. The environment must emit that key (``PointNavVec.emit_sparse_reward``).
 
 Shapes: obs[k] / next_obs[k] [n, L, ...], actions [n, L, A], rewards [n, L],
 mask [n, L] -> mean, log_std [n, Z].
@@ -45,7 +50,7 @@ class ContextEncoder(nn.Module):
     def __init__(self, obs_spec: Mapping[str, tuple[int, ...]], action_dim: int, *,
                  inputs: Sequence[str] = ("position",), latent_dim: int = 5,
                  lstm_size: int = 64, torso=Torso, log_std_min: float = -5.0,
-                 log_std_max: float = 2.0):
+                 log_std_max: float = 2.0, reward_key: str | None = None):
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"ContextEncoder.latent_dim must be >= 1, got {latent_dim}")
@@ -58,12 +63,25 @@ class ContextEncoder(nn.Module):
         self.lstm = nn.LSTM(self.torso.out_dim, lstm_size, batch_first=True)
         self.out = nn.Linear(lstm_size, 2 * latent_dim)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        if reward_key is not None and reward_key not in obs_spec:
+            raise ValueError(f"ContextEncoder.reward_key = {reward_key!r} but the environment "
+                             f"observes only {sorted(obs_spec)} (PointNavVec emits "
+                             "'sparse_reward' with PointNavVec.emit_sparse_reward = True)")
+        self.reward_key = reward_key
+
+    @property
+    def context_keys(self) -> tuple[str, ...]:
+        """The observation parts a context must keep: ``inputs`` and ``reward_key``."""
+        extra = () if self.reward_key in (None, *self.inputs) else (self.reward_key,)
+        return self.inputs + extra
 
     def forward(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor,
                 rewards: torch.Tensor, next_obs: Mapping[str, torch.Tensor],
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ) of q(z | c), each [n, Z]. See the module docstring for shapes."""
         valid = mask > 0                                                   # [n, L]
+        if self.reward_key is not None:
+            rewards = next_obs[self.reward_key]                            # r_t rides on s_t+1
         x = torch.cat([select(obs, self.inputs), actions.float(), rewards.float()[..., None],
                        select(next_obs, self.inputs)], dim=-1)            # [n, L, D]
         x = torch.where(valid[..., None], x, torch.zeros_like(x))          # no junk from padding

@@ -105,7 +105,7 @@ class PosteriorSampling(ActingPart):
     def __init__(self, encoder: ContextEncoder, actor: GaussianPolicy, obs_spec,
                  action_dim: int, context_length: int, device: torch.device):
         self.encoder, self.actor, self.device = encoder, actor, device
-        keys = sorted(set(encoder.inputs))
+        keys = sorted(set(encoder.context_keys))
         self.memory = ContextMemory({k: tuple(obs_spec[k]) for k in keys}, action_dim,
                                     encoder.latent_dim, context_length)
         self.generator = torch.Generator(device=device)
