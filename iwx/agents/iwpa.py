@@ -10,6 +10,15 @@ binding (``critic_fn``), which is what distinguishes the paper's variants:
 The TD(0) loss is eq. (13) with the target of eq. (14); only the adapted
 critic's trainable parameters move (w̃, plus ψ when fine-tuning is bound on).
 
+Fine-tuning ψ (Algorithm 2's optional step; paper §6, *Generalization*: "finetuning
+of the shared features ... after 20 episodes of interaction"): ``finetune_after = N``
+trains w̃ alone for the first N adaptation episodes and ψ too from episode N on (the
+loop says when an episode starts: ``begin_episode``). ψ joins the same Adam as a
+second parameter group at ``features_learning_rate`` (None: w̃'s ``learning_rate``,
+as ``shared_features_critic.finetune_features = True`` trains both from the start).
+From the switch on, the cache keeps the prior's samples only (ψ moves), drawing them
+afresh for the transitions already stored. Only Shared Q + IW has a ψ to fine-tune.
+
 ``cache_frozen`` (issue 12, iwx.agents.frozen_cache): what depends only on a stored
 transition and frozen networks is computed once per transition and reused by every
 later update — the K prior samples a_k ~ π0(·|s') and log π0(a_k|s') always (π0 is
@@ -51,7 +60,9 @@ class IWPA(Agent):
                  device: torch.device, critic_fn=shared_features_critic, alpha: float = 0.1,
                  num_samples: int = 16, gamma: float = 0.99, learning_rate: float = 3e-2,
                  target_period: int = 10, soft_value=soft_value_logmeanexp,
-                 cache_frozen: bool = True, cache_max_gb: float = 4.0):
+                 cache_frozen: bool = True, cache_max_gb: float = 4.0,
+                 finetune_after: int | None = None,
+                 features_learning_rate: float | None = None):
         """``pretrained``: the multi-task agent whose ``prior`` (π0) and ``critic`` are reloaded."""
         if alpha <= 0:
             raise ValueError(f"IWPA.alpha must be > 0, got {alpha}")
@@ -59,12 +70,28 @@ class IWPA(Agent):
             raise ValueError(f"IWPA acts through a behaviour prior π0, and the pretrained agent "
                              f"{type(pretrained).__name__} has none: pretrain with IWPL or "
                              f"DISTRAL (an agent with a prior)")
+        if finetune_after is not None and finetune_after < 0:
+            raise ValueError(f"IWPA.finetune_after must be None or >= 0 episodes, got "
+                             f"{finetune_after}")
         self.device = device
         self.prior = copy.deepcopy(pretrained.prior).to(device).requires_grad_(False)  # frozen π0
         self.critic = critic_fn(pretrained.critic, obs_spec, action_dim,
                                 num_problems).to(device)
         self.targets = Targets(target_period, "IWPA")
         self.target_critic = self.targets.copy(self.critic)
+        if finetune_after is not None:
+            if not isinstance(self.critic, AdaptedFeatureCritic):
+                raise ValueError(f"IWPA.finetune_after = {finetune_after} fine-tunes the shared "
+                                 f"features ψ, but this variant adapts a "
+                                 f"{type(self.critic).__name__} (critic_fn = "
+                                 "@shared_features_critic has ψ: Shared Q + IW)")
+            if any(p.requires_grad for p in self.critic.features.parameters()):
+                raise ValueError("IWPA.finetune_after is set but ψ already trains from the "
+                                 "start (shared_features_critic.finetune_features = True): "
+                                 "bind one or the other")
+        self.finetune_after, self.finetuning = finetune_after, False
+        self.features_learning_rate = (learning_rate if features_learning_rate is None
+                                       else features_learning_rate)
         trainable = [p for p in self.critic.parameters() if p.requires_grad]
         self.optimizer = adam(trainable, learning_rate)
         self.alpha, self.num_samples, self.gamma = alpha, num_samples, gamma
@@ -74,6 +101,8 @@ class IWPA(Agent):
                                                num_samples, task_key=None, device=device)
         self.updates = 0
         self.cache = None
+        self.cache_max_gb, self.obs_spec = cache_max_gb, obs_spec
+        self.num_problems, self.action_dim = num_problems, action_dim
         if cache_frozen:
             frozen_psi = (isinstance(self.critic, AdaptedFeatureCritic) and
                           not any(p.requires_grad for p in self.critic.features.parameters()))
@@ -107,3 +136,32 @@ class IWPA(Agent):
         self.count_update()
         return {"td_loss": loss.item() / mask.shape[0],
                 "q_mean": float(masked_mean(q.detach(), mask))}
+
+    # -- the fine-tuning schedule ------------------------------------------------------
+    def begin_episode(self, episode: int) -> None:
+        if (self.finetune_after is not None and episode >= self.finetune_after
+                and not self.finetuning):
+            self.start_finetuning()
+
+    def start_finetuning(self) -> None:
+        """ψ trains from now on, beside w̃ (see the module docstring)."""
+        features = self.critic.features
+        features.requires_grad_(True)
+        self.optimizer.add_param_group({"params": list(features.parameters()),
+                                        "lr": self.features_learning_rate})
+        if self.cache is not None and self.cache.features is not None:
+            self.cache = FrozenCache(self.prior, None, self.num_problems, self.num_samples,
+                                     self.action_dim, device=self.device,
+                                     max_gb=self.cache_max_gb, obs_spec=self.obs_spec)
+        self.finetuning = True
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "finetuning": self.finetuning}
+
+    def load_state_dict(self, state: dict) -> None:
+        """A checkpoint written after the switch needs ψ's parameter group and the
+        ψ-less cache before the optimiser and the cache load (older checkpoints have
+        no ``finetuning`` key: they were written before any switch)."""
+        if state.get("finetuning", False) and not self.finetuning:
+            self.start_finetuning()
+        super().load_state_dict({k: v for k, v in state.items() if k != "finetuning"})

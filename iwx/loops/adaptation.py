@@ -144,6 +144,7 @@ class Adaptation:
         try:
             for episode in range(start, self.episodes):
                 explore = episode < self.exploration_episodes
+                agent.begin_episode(episode)
                 if self.video and video_path is not None and episode == self.episodes - 1:
                     frames = start_video(env)
                 ret, _ = play_episode(env, lambda obs: agent.act(obs, explore=explore),

@@ -131,6 +131,10 @@ class Agent:
     def update(self, batch: dict) -> dict[str, float]:
         raise NotImplementedError
 
+    def begin_episode(self, episode: int) -> None:
+        """An adaptation episode starts (iwx.agents.base.contract); most agents ignore it."""
+        del episode
+
     def count_update(self) -> None:
         """One learner step done: the loops' clock moves, due target networks refresh."""
         self.updates += 1

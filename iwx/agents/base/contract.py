@@ -94,6 +94,11 @@ class AdaptationAgent(Acts, HasMemory, Learns, Checkpointable, Protocol):
     @property
     def learns(self) -> bool: ...
 
+    def begin_episode(self, episode: int) -> None:
+        """Adaptation episode ``episode`` (0-based) is about to start for every problem:
+        where an agent's schedule changes with the episode (IWPA.finetune_after). The
+        loop calls it before every episode, a resumed run's first one included."""
+
 
 @runtime_checkable
 class ActsRemotely(Acts, HasMemory, Protocol):
