@@ -60,6 +60,10 @@ class RunSpec:
     progress: bool = True                     # progress bars
     video: bool = False                       # a GIF of an adaptation episode
     reuse: bool = False                       # return a completed run of the same key
+    # Adapt from the model.pt of the COMPLETED run of this configuration key in runs_dir
+    # (pretrain_and_adapt.pretrained, resolved when the run starts); part of the key, so
+    # a figure can plan an adaptation-only run before its pretraining has run.
+    pretrained_from: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +114,23 @@ def prepare(spec: RunSpec) -> Prepared:
 
     check_seed(spec.seed)
     config = parse(list(spec.gin_files), flag_bindings(spec))
-    return Prepared(spec, config, config.key(spec.seed), identity_from_bindings(flat_bindings()))
+    extra = "" if spec.pretrained_from is None else f"pretrained_from={spec.pretrained_from}"
+    return Prepared(spec, config, config.key(spec.seed, extra),
+                    identity_from_bindings(flat_bindings()))
+
+
+def pretrained_model(spec: RunSpec) -> Path:
+    """The model.pt that ``spec.pretrained_from`` names: that key's newest COMPLETED run
+    in the file store. Raises :class:`RunStopped` (exit 2) when there is none."""
+    from iwx.experiment.store import completed_runs
+
+    done = completed_runs(Path(spec.runs_dir)).get(spec.pretrained_from)
+    if done is None or not (done / "model.pt").is_file():
+        where = "has no COMPLETED run" if done is None else f"run {done.name} has no model.pt"
+        raise RunStopped(f"{PREFIX}: this run adapts from the pretraining of configuration "
+                         f"key {spec.pretrained_from}, and {spec.runs_dir} {where} of it: "
+                         "run that pretraining first (a figure orders them itself)", 2)
+    return done / "model.pt"
 
 
 def run(spec: RunSpec) -> RunRecord | None:
@@ -196,6 +216,10 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
 
     spec, cfg, key, identity = prepared.spec, prepared.config, prepared.key, prepared.identity
     runs_dir = Path(spec.runs_dir)
+    model = None if spec.pretrained_from is None else pretrained_model(spec)
+    if model is not None:
+        with gin.unlock_config():
+            gin.bind_parameter("pretrain_and_adapt.pretrained", str(model))
     checkpoints = Checkpointer(runs_dir / "_checkpoints" / key, tolerate_write_errors=True)
     if spec.fresh:
         checkpoints.clear()
@@ -224,6 +248,9 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
         _run.info["gin_text"] = cfg.text
         _run.info["checkpoint_key"] = key
         _run.info["identity"] = dict(identity)
+        if model is not None:
+            _run.info["pretrained_from"] = {"checkpoint_key": spec.pretrained_from,
+                                            "run_id": model.parent.name, "model": str(model)}
         if resumed_from is not None:
             _run.info["resumed_from"] = resumed_from
             print(f"[iwx] resuming from checkpoint {resumed_from['checkpoint']!r} "
