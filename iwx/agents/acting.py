@@ -1,6 +1,8 @@
 """The importance-weighted policy (eqs. 5–6); its soft TD target is iwx.ops.td.soft_td_target.
 
-Shared by IWPL (training) and IWPA (adaptation).
+Shared by IWPL (training) and IWPA (adaptation). The plain functions need only
+``prior.sample`` (any π0: GaussianPrior, MixturePrior); the fast ones need a single
+Gaussian's ``prior.mean_std``.
 """
 
 from __future__ import annotations

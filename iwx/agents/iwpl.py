@@ -4,6 +4,10 @@ There is no parametric task policy: every task acts through π0 re-weighted by
 softmax(Q_i / α) over K prior samples. The learner fits Q_i to the soft target
 of eq. (10) and π0 to the importance-weighted samples (eq. 11), both computed
 with target networks (φ', θ') refreshed every ``target_period`` updates.
+
+π0 is a GaussianPrior (the paper's) or any prior with ``sample`` and
+``log_prob_and_std`` (iwx.nets.mixture_prior.MixturePrior: ``IWPL.prior =
+@MixturePrior``); eq. (11) and the importance weights are the same for both.
 """
 
 from __future__ import annotations
@@ -87,8 +91,11 @@ class IWPL(Agent):
         critic_loss = td_critic_loss(q, target, mask)                     # eq. (9)
         optimise(critic_loss, self.critic_opt)
 
-        mean, std = self.prior.mean_std(now)
-        log_prior = samples_log_prob(mean, std, samples[:, :, :-1])      # [nb, c, L, K]
+        if hasattr(self.prior, "mean_std"):       # a single Gaussian π0 (GaussianPrior)
+            mean, std = self.prior.mean_std(now)
+            log_prior = samples_log_prob(mean, std, samples[:, :, :-1])  # [nb, c, L, K]
+        else:                                     # any other π0, e.g. MixturePrior
+            log_prior, std = self.prior.log_prob_and_std(now, samples[:, :, :-1])
         p_loss = masked_mean(prior_loss(weights, log_prior), mask)        # eq. (11)
         optimise(p_loss, self.prior_opt)
 
@@ -96,7 +103,7 @@ class IWPL(Agent):
         self.count_update()
         with torch.no_grad():
             kl = kl_to_empirical_prior(q_now, alpha)
-            # σ before this update's step: the σ the loss saw
+            # σ before this update's step: the σ the loss saw (a mixture's: mean over σ_m)
             values = torch.stack([critic_loss.detach(), p_loss.detach(), masked_mean(kl, mask),
                                   masked_mean(q.detach(), mask), std.detach().mean()]).tolist()
         metrics.update(zip(("critic_loss", "prior_loss", "kl_to_prior", "q_mean", "prior_std"),

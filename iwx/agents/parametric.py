@@ -11,6 +11,7 @@ import torch
 
 from iwx.agents.actors.gaussian import GaussianActing
 from iwx.agents.base import Agent, Targets, adam
+from iwx.nets.prior import require_gaussian_prior
 
 
 def check_information_asymmetry(prior, *privileged_nets) -> None:
@@ -41,6 +42,11 @@ class GaussianPolicyLearner(Agent):
         self.policy = policy(obs_spec, action_dim, num_tasks).to(device)
         self.critic = critic(obs_spec, action_dim, num_tasks).to(device)
         self.prior = None if prior is None else prior(obs_spec, action_dim).to(device)
+        name = type(self).__name__
+        require_gaussian_prior(
+            self.prior, name, "the closed-form KL between π_i and π0, and exploring from "
+            "π0.distribution", f"bind {name}.prior = @GaussianPrior (a MixturePrior is for "
+            "IWPL / IWPA)")
         check_information_asymmetry(self.prior, self.critic, self.policy)
         self.targets = Targets(target_period, type(self).__name__)
         self.target_policy = self.targets.copy(self.policy)

@@ -35,6 +35,7 @@ from iwx.agents.base import Agent, Targets, adam, frozen, optimise, split_steps,
 from iwx.nets.critics import fresh_critic
 from iwx.nets.ensemble_policy import EnsembleGaussianPolicy
 from iwx.nets.policy import GaussianPolicy
+from iwx.nets.prior import require_gaussian_prior
 from iwx.ops.policy import gaussian_kl
 from iwx.ops.reduce import masked_mean, per_problem_mean
 from iwx.ops.td import adaptation_critic_loss
@@ -65,6 +66,16 @@ class ParametricAdaptation(Agent):
             raise ValueError(f"ParametricAdaptation.use_prior=True reloads the behaviour prior "
                              f"π0, but there is {what}: pretrain with DISTRAL / IWPL, or bind "
                              f"use_prior=False (From Scratch)")
+        if use_prior:
+            owner = type(pretrained).__name__
+            require_gaussian_prior(
+                prior, "ParametricAdaptation with use_prior=True (the 'DISTRAL' and 'Shared Q' "
+                "adaptation variants)", "each policy π_p starts as an exact copy of π0 and "
+                "is regularised by the closed-form Gaussian KL to it",
+                f"pretrain with {owner}.prior = @GaussianPrior, or adapt the "
+                f"{type(prior).__name__} with IWPA only (leave these variants out of "
+                "pretrain_and_adapt.variants, e.g. do not include "
+                "gin/common/figure3_variants.gin)")
         self.device, self.use_prior = device, use_prior
         if use_prior:
             self.prior = copy.deepcopy(prior).to(device).requires_grad_(False)  # frozen π0

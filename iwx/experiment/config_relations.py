@@ -133,6 +133,25 @@ def _std_range(v: Values) -> str | None:
     return None
 
 
+def _mixture_std_range(v: Values) -> str | None:
+    """:func:`_std_range` for MixturePrior, whose unbound (None) σ settings are
+    GaussianPrior's (as iwx.nets.mixture_prior.MixturePrior resolves them)."""
+    def value(param):
+        own = v[param]
+        return (own, v.shown(param)) if own is not None else \
+            (v.of("GaussianPrior", param), v.shown(param, "GaussianPrior"))
+
+    (low, low_shown), (high, high_shown) = value("log_std_min"), value("log_std_max")
+    if not low < high:
+        return f"{low_shown} is not below {high_shown}: allowed is log_std_min < log_std_max"
+    init, init_shown = value("init_std")
+    if init is not None and not math.exp(low) < init < math.exp(high):
+        return (f"{init_shown} lies outside the range of σ ({low_shown}, {high_shown}): "
+                f"allowed is exp(log_std_min) = {math.exp(low):.4g} < init_std < "
+                f"exp(log_std_max) = {math.exp(high):.4g}")
+    return None
+
+
 def _latent_std_range(v: Values) -> str | None:
     if not v["log_std_min"] < 0.0 < v["log_std_max"]:
         return (f"{v.shown('log_std_min')} and {v.shown('log_std_max')}: allowed is "
@@ -200,6 +219,7 @@ RELATIONS: dict[str, tuple[Callable[[Values], str | None], ...]] = {
     "MPO": (_epsilon_below_log_k, _kl_needs_prior),
     "ActorCritic": (_kl_needs_prior,),
     "GaussianPrior": (_std_range,),
+    "MixturePrior": (_mixture_std_range,),
     "GaussianPolicy": (_std_range,),
     "EnsembleGaussianPolicy": (_std_range,),
     "RecurrentGaussianPolicy": (_std_range,),

@@ -197,6 +197,10 @@ RULES: dict[str, dict[str, Rule]] = {
     "Torso": TORSO,
     "EnsembleTorso": TORSO,
     "GaussianPrior": {"inputs": KEYS, **GAUSSIAN_HEAD},
+    # None: GaussianPrior's value (iwx.nets.mixture_prior.MixturePrior)
+    "MixturePrior": {"inputs": optional(KEYS), "log_std_min": optional(REAL),
+                     "log_std_max": optional(REAL), "init_std": optional(POSITIVE),
+                     "components": POSITIVE_INT},
     "GaussianPolicy": {"num_tasks": POSITIVE_INT, "inputs": KEYS, "task_key": optional(TEXT),
                        "extra_dim": COUNT, **GAUSSIAN_HEAD},
     "EnsembleGaussianPolicy": {"inputs": KEYS, "norm_width": POSITIVE_INT, "hidden": WIDTHS,

@@ -36,9 +36,15 @@ def init_std_bias(head: nn.Linear, action_dim: int, init_std: float | None, log_
     """
     if init_std is None:
         return
+    with torch.no_grad():
+        head.bias[action_dim:] = raw_std_for(init_std, log_std_min, log_std_max, owner)
+
+
+def raw_std_for(init_std: float, log_std_min: float, log_std_max: float, owner: str) -> float:
+    """The raw value r with :func:`squashed_std` (r) = ``init_std``:
+    r = logit((log init_std − min) / (max − min)). ``owner`` names the class in the error."""
     if not np.exp(log_std_min) < init_std < np.exp(log_std_max):
         raise ValueError(f"{owner}.init_std={init_std} must lie strictly inside "
                          f"[exp(log_std_min), exp(log_std_max)]")
     frac = (np.log(init_std) - log_std_min) / (log_std_max - log_std_min)
-    with torch.no_grad():
-        head.bias[action_dim:] = float(np.log(frac / (1 - frac)))
+    return float(np.log(frac / (1 - frac)))

@@ -71,3 +71,19 @@ class GaussianPrior(nn.Module):
     def log_prob(self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
         """log π0(a|s) for actions [..., K, A] given states [...]. -> [..., K]."""
         return self.samples_log_prob(self.distribution(obs), actions)
+
+
+def is_gaussian_prior(prior) -> bool:
+    """Whether ``prior`` is a single diagonal Gaussian π0: a module whose ``distribution(obs)``
+    is that Normal, what DISTRAL, MPO and parametric adaptation read (GaussianPrior; not
+    :class:`iwx.nets.mixture_prior.MixturePrior`, which has no ``distribution``)."""
+    return callable(getattr(prior, "distribution", None))
+
+
+def require_gaussian_prior(prior, who: str, why: str, fix: str) -> None:
+    """Refuse a π0 that is not a single Gaussian where the math needs one (an analytic
+    Gaussian KL, a policy started as an exact copy of π0). ``who`` names the consumer,
+    ``why`` what it needs the Gaussian for, ``fix`` the binding to change."""
+    if prior is not None and not is_gaussian_prior(prior):
+        raise ValueError(f"{who} needs a single-Gaussian behaviour prior π0 ({why}), but "
+                         f"the prior is a {type(prior).__name__}: {fix}")

@@ -33,7 +33,8 @@ class ImportanceWeightedActing(ActingPart):
 
     ``fast`` (default True; bind ``ImportanceWeightedActing.fast = False`` for the plain
     path): act from π0's μ, σ with plain tensor ops (no Distribution objects, no
-    log-densities, one no_grad region), needs a prior with ``mean_std``. Same random
+    log-densities, one no_grad region), needs a prior with ``mean_std``; any other prior
+    (a MixturePrior) acts on the plain path, through ``prior.sample``. Same random
     draws from torch's global RNG, hence the same actions for the same seed
     (tests/test_fast_acting.py).
     """
