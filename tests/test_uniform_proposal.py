@@ -47,3 +47,84 @@ def test_it_sees_nothing_and_learns_nothing():
     assert torch.equal(a, b)        # the observation changes nothing; the seed fixes it
     with pytest.raises(ValueError, match="action_dim"):
         UniformProposal(SPEC, 0)
+
+
+# --------------------------------------------------------------------------- in IWPA
+def pretrained_agent():
+    from types import SimpleNamespace
+
+    from iwx.nets.critics import FeatureCritic
+    from iwx.nets.prior import GaussianPrior
+
+    torch.manual_seed(1)
+    prior = GaussianPrior({"position": (2,)}, 2, log_std_min=-5.0, init_std=0.01)
+    with torch.no_grad():                        # π0: a point mass near (0.5, 0.5)
+        prior.head.weight.zero_()
+        prior.head.bias[:2] = 0.5
+    return SimpleNamespace(prior=prior, critic=FeatureCritic({"position": (2,)}, 2, 5))
+
+
+def iwpa(pre, **kw):
+    from iwx.agents.iwpa import IWPA
+    from iwx.nets.critics import shared_features_critic
+
+    torch.manual_seed(3)
+    return IWPA(pre, {"position": (2,)}, 2, num_problems=4, device=torch.device("cpu"),
+                critic_fn=shared_features_critic, num_samples=8, alpha=0.1, gamma=0.9, **kw)
+
+
+def test_iwpa_with_the_proposal_never_samples_the_pretrained_prior():
+    import numpy as np
+
+    pre = pretrained_agent()
+    obs = {"position": np.zeros((4, 2), np.float32)}
+    with_prior = np.stack([iwpa(pre).act(obs, explore=True)[0] for _ in range(50)])
+    assert np.abs(with_prior - 0.5).max() < 0.1                   # π0's point mass
+    agent = iwpa(pre, proposal=UniformProposal)
+    assert isinstance(agent.prior, UniformProposal)
+    explore = np.stack([agent.act(obs, explore=True)[0] for _ in range(50)])
+    act = np.stack([agent.act(obs)[0] for _ in range(50)])
+    for actions in (explore, act):               # the whole box, nothing like π0
+        assert actions.min() < -0.8 and actions.max() > 0.8
+    # ψ is the pretrained one (copied) and frozen; only w̃ trains
+    torch.testing.assert_close(agent.critic.features.state_dict(),
+                               pre.critic.features.state_dict())
+    assert [n for n, p in agent.critic.named_parameters() if p.requires_grad] == ["weights"]
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_iwpa_with_the_proposal_learns_w_on_a_real_replay(cache):
+    import numpy as np
+
+    from iwx.envs.point_nav import PointNavVec
+    from iwx.loops.episodes import play_episode
+    from iwx.replay.task_replay import TaskReplay
+
+    pre = pretrained_agent()
+    agent = iwpa(pre, proposal=UniformProposal, cache_frozen=cache)
+    goals = np.array([[0.3, 0.0], [0.0, 0.3], [-0.3, 0.0], [0.2, 0.2]])
+    vec = PointNavVec(goals, None, sparse=False, episode_length=6)
+    replay = TaskReplay(4, {"position": (2,)}, 2, 6, capacity=2)
+    rows = np.arange(4)
+    for e in range(2):
+        play_episode(vec, lambda o: agent.act(o, explore=e == 0), replay=replay, rows=rows,
+                     seed=[0, 2, e])
+    w0 = agent.critic.weights.detach().clone()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        metrics = agent.update(replay.sample(rng, rows, 8, 1))
+        assert math.isfinite(metrics["td_loss"])
+    assert not torch.equal(agent.critic.weights, w0)
+
+
+def test_the_figure7_variants_run_end_to_end(tmp_path):
+    from cli import iwx_run, read_json, run_dirs
+
+    proc = iwx_run(tmp_path, "gin/point_nav_iwpl.gin",
+                   extra=["--gin", "gin/common/figure7_variants.gin"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = run_dirs(tmp_path)
+    returns = read_json(run / "results.json")["returns"]
+    assert list(returns) == ["Shared Q + IW", "IW", "ψ without π0"]
+    operative = (run / "operative_config.gin").read_text()
+    assert "psi_without_prior/IWPA.proposal = @UniformProposal" in operative

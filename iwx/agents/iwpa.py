@@ -10,6 +10,12 @@ binding (``critic_fn``), which is what distinguishes the paper's variants:
 The TD(0) loss is eq. (13) with the target of eq. (14); only the adapted
 critic's trainable parameters move (w̃, plus ψ when fine-tuning is bound on).
 
+``proposal`` (figure 7's ablation, "ψ reloaded without the pretrained prior"): None
+acts and bootstraps through K samples of the pretrained π0 (the paper's IWPA); a class
+built as ``proposal(obs_spec, action_dim)``, e.g. ``@UniformProposal``
+(iwx.nets.uniform_proposal), replaces π0 by that uninformed proposal everywhere π0
+appears: the acting rule, the exploration episodes and the soft target's samples.
+
 Fine-tuning ψ (Algorithm 2's optional step; paper §6, *Generalization*: "finetuning
 of the shared features ... after 20 episodes of interaction"): ``finetune_after = N``
 trains w̃ alone for the first N adaptation episodes and ψ too from episode N on (the
@@ -62,11 +68,11 @@ class IWPA(Agent):
                  target_period: int = 10, soft_value=soft_value_logmeanexp,
                  cache_frozen: bool = True, cache_max_gb: float = 4.0,
                  finetune_after: int | None = None,
-                 features_learning_rate: float | None = None):
+                 features_learning_rate: float | None = None, proposal=None):
         """``pretrained``: the multi-task agent whose ``prior`` (π0) and ``critic`` are reloaded."""
         if alpha <= 0:
             raise ValueError(f"IWPA.alpha must be > 0, got {alpha}")
-        if pretrained is None or pretrained.prior is None:
+        if pretrained is None or (pretrained.prior is None and proposal is None):
             raise ValueError(f"IWPA acts through a behaviour prior π0, and the pretrained agent "
                              f"{type(pretrained).__name__} has none: pretrain with IWPL or "
                              f"DISTRAL (an agent with a prior)")
@@ -74,7 +80,10 @@ class IWPA(Agent):
             raise ValueError(f"IWPA.finetune_after must be None or >= 0 episodes, got "
                              f"{finetune_after}")
         self.device = device
-        self.prior = copy.deepcopy(pretrained.prior).to(device).requires_grad_(False)  # frozen π0
+        if proposal is None:
+            self.prior = copy.deepcopy(pretrained.prior).to(device).requires_grad_(False)  # π0
+        else:           # an uninformed proposal instead of π0 (the module docstring)
+            self.prior = proposal(obs_spec, action_dim).to(device).requires_grad_(False)
         self.critic = critic_fn(pretrained.critic, obs_spec, action_dim,
                                 num_problems).to(device)
         self.targets = Targets(target_period, "IWPA")

@@ -252,6 +252,6 @@ EXEMPT = {"CheetahVelVec.task_ids", "GTTVec.task_ids", "GoToRingVec.task_ids",
           "MoveBoxVec.task_ids", "ReachVec.task_ids", "PointNavVec.task_ids",
           "TaskReplay.extra_spec", "MPO.prior", "ActorCritic.prior",
           "pretrain_and_adapt.training", "pretrain_and_adapt.adaptation",
-          "pretrain_and_adapt.training_env",
+          "pretrain_and_adapt.training_env", "IWPA.proposal",
           "pretrain_and_adapt.oracle", "pretrain_and_adapt.baseline",
           "RecordedMetrics.log_scalar", "RecordedMetrics.info"}
