@@ -39,6 +39,25 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# Rendering (python -m iwx.figure 5, iwx.run --video) needs OpenGL: EGL (a GPU's, or
+# Mesa's) or OSMesa. Install OSMesa where it is missing and apt-get can (as root);
+# otherwise only say so: nothing else needs it.
+if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep 'libOSMesa\.so' >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[setup] installing libosmesa6 (OpenGL in software, to render frames)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        if ! { apt-get install -y -qq libosmesa6 >/dev/null 2>&1 \
+               || { apt-get update -qq >/dev/null 2>&1 \
+                    && apt-get install -y -qq libosmesa6 >/dev/null 2>&1; }; }; then
+            echo "[setup] WARNING: apt-get install libosmesa6 failed; rendering needs EGL" \
+                 "or OSMesa (apt-get install -y libosmesa6)" >&2
+        fi
+    else
+        echo "[setup] WARNING: no OSMesa and no apt-get as root; rendering (python -m" \
+             "iwx.figure 5) needs EGL or OSMesa (apt-get install -y libosmesa6)" >&2
+    fi
+fi
+
 export MUJOCO_GL=${MUJOCO_GL:-disable}
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 what=${1:-}

@@ -22,6 +22,11 @@ line as each starts and ends. Then the figure is drawn under ``--out`` (default
 and ``README.md`` (a snippet with all of it). Run it again: everything is reused
 and only the drawing is redone.
 
+A figure of kind ``tasks`` (figure 5) runs nothing: it renders one frame of each
+panel's task, built from the panel's gin file (iwx/figures/frames.py), with the first
+OpenGL backend that renders here (iwx/figures/gl.py), into ``figureN.png`` / ``.pdf``,
+``frames/<task>.png``, ``figure.json`` and ``README.md``; ``--dry-run`` lists the frames.
+
 Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
 the others, the failures' output tails printed); 2 nothing ran: an unknown figure,
 scale, panel or run name, a spec with a missing or mistyped key (file and key named), a gin
@@ -90,7 +95,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.jobs < 1:
         return fail(f"--jobs {args.jobs}: expected at least 1")
-    os.environ.setdefault("MUJOCO_GL", "disable")   # before anything imports mujoco
     if args.mongo:
         from iwx.experiment.mongo import check_url
 
@@ -105,6 +109,12 @@ def main(argv=None) -> int:
         if args.figure is not None and spec.figure != args.figure:
             raise SpecError(f"{spec.path}: figure: this spec draws figure {spec.figure}, "
                             f"not {args.figure}")
+    except SpecError as exc:
+        return fail(str(exc))
+    if spec.kind == "tasks":
+        return frames_command(args, spec, argv)
+    os.environ.setdefault("MUJOCO_GL", "disable")   # before anything imports mujoco
+    try:
         plan = planning.make_plan(spec, args.scale, runs_dir=args.runs_dir, mongo=args.mongo,
                                   extra=args.gin_param, tasks=args.panels,
                                   names=args.runs)
@@ -119,6 +129,59 @@ def main(argv=None) -> int:
         print(f"{PREFIX} {planning.totals(plan)}; dry run: nothing run")
         return 0
     return run_and_draw(args, plan, argv)
+
+
+def frames_command(args, spec, argv: list[str]) -> int:
+    """A figure of kind ``tasks``: one rendered frame per panel, nothing run."""
+    import time
+
+    from iwx.figures import gl
+    from iwx.figures.spec import SpecError
+
+    if args.runs:
+        return fail(f"--runs: figure {spec.figure} is of kind 'tasks' and has no runs "
+                    "(--panels picks its frames)")
+    start = time.monotonic()
+    try:
+        scale = spec.scale(args.scale)
+        if args.dry_run:
+            os.environ.setdefault("MUJOCO_GL", "disable")   # nothing is rendered
+            why = None
+        else:
+            why = gl.use()                                  # before anything imports mujoco
+        from iwx.figures import frames as framing
+
+        plans = framing.plan_frames(spec, scale, args.panels, args.gin_param)
+    except SpecError as exc:
+        return fail(str(exc))
+    except gl.NoRendering as exc:
+        return fail(str(exc))
+    print(f"{PREFIX} figure {spec.figure} ({spec.path}), scale {scale.name!r}: {scale.about}")
+    if args.dry_run:
+        print(framing.table(plans, scale.frame))
+        print(f"{PREFIX} dry run: nothing rendered")
+        return 0
+    print(f"{PREFIX} rendering with MUJOCO_GL={os.environ['MUJOCO_GL']} ({why})", flush=True)
+    from iwx.figures import record
+    from iwx.figures.draw import frames_figure
+
+    made = []
+    for p in plans:
+        made.append(framing.render(p, scale.frame))
+        print(f"{PREFIX} frame {p.number}/{len(plans)}: {p.panel.title}: {made[-1].target} "
+              f"({made[-1].seconds:.1f} s)", flush=True)
+    out = Path(args.out) if args.out else Path("reports") / f"figure{spec.figure}-{scale.name}"
+    name = f"figure{spec.figure}"
+    note = (f"Held-out task {framing.HELD_OUT} of each task's split (seed {scale.seeds[0]}), "
+            "at the start of its first episode; red: the target, drawn into the picture only.")
+    files = frames_figure(f"Figure {spec.figure}: {spec.title}", note, made, out, name)
+    command = " ".join(["python -m iwx.figure", *(shlex.quote(a) for a in argv)])
+    files = record.write_frames(spec, scale, made, files, out, command,
+                                os.environ["MUJOCO_GL"], list(args.gin_param),
+                                time.monotonic() - start)
+    print(f"{PREFIX} {len(made)} frames drawn in {time.monotonic() - start:.0f} s; wrote "
+          + ", ".join(str(f) for f in files[:2]) + f" and {len(files) - 2} more in {out}")
+    return 0
 
 
 def run_and_draw(args, plan, argv: list[str]) -> int:

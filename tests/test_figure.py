@@ -63,7 +63,7 @@ BAD_SPECS = {
     "wrong type": (GOOD.replace("minutes: 2", "minutes: soon"),
                    "scales.cpu.panels[0].runs[0].minutes: expected a number"),
     "unknown kind": (GOOD.replace("kind: adaptation", "kind: histogram"),
-                     "kind: unknown kind 'histogram'; known: adaptation, training"),
+                     "kind: unknown kind 'histogram'; known: adaptation, training, tasks"),
     "bad chunk": (GOOD.replace("    window: 3\n", "    window: 3\n    chunk: 0\n"),
                   "scales.cpu.chunk: expected a number > 0 (env steps per chunk), got 0"),
     "bad seed": (GOOD.replace("seeds: [0]", "seeds: [-1]"), "scales.cpu.seeds[0]"),
@@ -97,7 +97,7 @@ def test_unknown_figure_scale_or_panel_is_refused_listing_what_exists(tmp_path, 
 
     runs = ["--runs-dir", str(tmp_path / "runs")]
     assert main(["7", *runs]) == 2
-    assert "no spec for figure 7: the shipped figures are 1, 3, 6" in capsys.readouterr().err
+    assert "no spec for figure 7: the shipped figures are 1, 3, 5, 6" in capsys.readouterr().err
     assert main(["3", "--scale", "gpu", *runs]) == 2
     assert "no scale 'gpu'; its scales are cpu, paper, smoke" in capsys.readouterr().err
     assert main(["3", "--panels", "reach", *runs]) == 2

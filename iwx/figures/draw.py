@@ -23,6 +23,10 @@ mean ± 95% CI across seeds, for the return and the success rate, beside the env
 each line's seeds reached (the methods of a panel are meant to share one env-step
 budget).
 
+Kind ``tasks`` (the paper's figure 5; :func:`frames_figure`): no runs, one rendered
+frame per panel (iwx/figures/frames.py), three a row, each titled with the panel's title
+and its target in words; every frame is also written on its own (``frames/<task>.png``).
+
 A figure of kind ``adaptation`` also draws the training of its runs that trained
 (pretraining / meta-training; From Scratch has none): ``train/success`` (training.png) and
 ``train/return`` (training_return.png) against env steps, one panel per spec panel,
@@ -320,3 +324,50 @@ def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
 
 
 DRAWERS = {"adaptation": adaptation, "training": training}
+
+
+# --------------------------------------------------------------------------- tasks kind
+
+def frames_figure(heading_text: str, note: str, frames: list, out: Path,
+                  name: str) -> list[Path]:
+    """The frames (iwx.figures.frames.Frame, all of one size) as one figure, three a row,
+    into ``out``/``name``.png and .pdf; each frame alone into ``out``/frames/. Returns
+    every file written."""
+    from iwx.results.figures import _pyplot
+
+    plt = _pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frames").mkdir(exist_ok=True)
+    figure_files = [out / f"{name}.png", out / f"{name}.pdf"]
+    frame_files = [out / "frames" / f"{frame.plan.panel.task}.png" for frame in frames]
+    for frame, path in zip(frames, frame_files):
+        plt.imsave(path, frame.pixels)
+    height, width = frames[0].pixels.shape[:2]
+    cols = min(3, len(frames))
+    rows = -(-len(frames) // cols)
+    # inches: each frame 4 wide, a title band above it, the heading above all, the note below
+    frame_w, side, gap, band, top, bottom = 4.0, 0.1, 0.12, 0.45, 0.45, 0.3
+    frame_h = frame_w * height / width
+    fig_w = 2 * side + cols * frame_w + (cols - 1) * gap
+    fig_h = top + rows * (band + frame_h) + (rows - 1) * gap + bottom
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=max(100, width / frame_w))
+    for i, frame in enumerate(frames):
+        row, col = divmod(i, cols)
+        left = side + col * (frame_w + gap)
+        lower = fig_h - top - (row + 1) * (band + frame_h) - row * gap
+        ax = fig.add_axes((left / fig_w, lower / fig_h, frame_w / fig_w, frame_h / fig_h))
+        ax.imshow(frame.pixels, interpolation="antialiased")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_color("0.75")
+        ax.text(0.5, 1 + 0.24 / frame_h, frame.plan.panel.title, transform=ax.transAxes,
+                ha="center", va="bottom", fontsize=11, fontweight="bold")
+        ax.text(0.5, 1 + 0.05 / frame_h, frame.target, transform=ax.transAxes, ha="center",
+                va="bottom", fontsize=8, color="0.3")
+    fig.text(0.5, 1 - 0.12 / fig_h, heading_text, ha="center", va="top", fontsize=12)
+    fig.text(0.5, 0.08 / fig_h, note, ha="center", va="bottom", fontsize=7.5, color="0.35")
+    for path in figure_files:
+        fig.savefig(path)
+    plt.close(fig)
+    return figure_files + frame_files

@@ -1,6 +1,7 @@
 """What a drawn figure leaves beside its images: ``table.md``, ``figure.json`` (every
 plotted number, every run used and its compute) and ``README.md`` (a snippet to paste:
-figure, table, training, runs, compute).
+figure, table, training, runs, compute). A figure of kind ``tasks`` runs nothing: its
+figure.json and README.md say what each frame shows (:func:`write_frames`).
 
 A run's compute is its record's wall time (Sacred's ``stop_time - start_time``) plus,
 for a run resumed after an interruption in a file store, the wall time of every record
@@ -162,3 +163,60 @@ def write(plan: Plan, drawing: Drawing, records: dict[int, RecordedRun], ran: di
 
 def missing_runs(plan: Plan, records: dict[int, RecordedRun]) -> list[Planned]:
     return [p for p in plan.runs if p.number not in records]
+
+
+# --------------------------------------------------------------------------- tasks kind
+
+def frames_record(figure, scale, frames: list, files: list[Path], backend: str,
+                  extra: list[str], seconds: float) -> dict:
+    """figure.json of a figure of kind ``tasks``: every panel's configuration, the task
+    it shows and how it was rendered."""
+    from iwx.figures.frames import HELD_OUT
+    from iwx.figures.views import target_pixels
+
+    return {
+        "figure": figure.figure, "title": figure.title, "kind": figure.kind,
+        "spec": str(figure.path), "scale": scale.name, "about": scale.about,
+        "seed": scale.seeds[0], "held_out_task": HELD_OUT, "frame": list(scale.frame),
+        "gl_backend": backend, "gin_params": list(extra),
+        "panels": [{"task": f.plan.panel.task, "title": f.plan.panel.title,
+                    "gin_files": list(f.plan.gin_files), "bindings": list(f.plan.bindings),
+                    "env": f.plan.env, "task_params": f.plan.params, "target": f.target,
+                    "camera": f.camera, "markers": f.markers,
+                    "file": f"frames/{f.plan.panel.task}.png",
+                    "pixel_std": round(float(f.pixels.std()), 2),
+                    "target_pixels": target_pixels(f.pixels),
+                    "seconds": round(f.seconds, 2)}
+                   for f in frames],
+        "seconds": round(seconds, 1),
+        "files": [str(p.relative_to(files[0].parent)) for p in files],
+    }
+
+
+def frames_readme(record: dict, command: str) -> str:
+    name = f"figure{record['figure']}"
+    width, height = record["frame"]
+    md = [f"## Figure {record['figure']}: {record['title']} (scale {record['scale']})", "",
+          f"{record['about']}. Each frame: held-out task {record['held_out_task']} of the "
+          f"task split of seed {record['seed']}, at the reset of its first episode (reset "
+          f"seed {record['seed']}), {width} × {height} pixels, rendered with MuJoCo "
+          f"(MUJOCO_GL={record['gl_backend']}); the target in red, drawn into the picture "
+          "only (no physics, no observation changes).", "",
+          f"![figure {record['figure']}]({name}.png)", "",
+          "| panel | gin files | environment | target | camera | drawn markers |",
+          "|---|---|---|---|---|---|"]
+    for p in record["panels"]:
+        md.append(f"| {p['title']} | {' + '.join(p['gin_files'])} | {p['env']} | "
+                  f"{p['target']} | {p['camera']} | {'; '.join(p['markers']) or '—'} |")
+    md += ["", f"Rendered in {record['seconds']:g} s; nothing was trained or run. Redraw: "
+           f"`{command}`.", ""]
+    return "\n".join(md)
+
+
+def write_frames(figure, scale, frames: list, files: list[Path], out: Path, command: str,
+                 backend: str, extra: list[str], seconds: float) -> list[Path]:
+    """figure.json and README.md of a figure of kind ``tasks``; returns every file."""
+    record = frames_record(figure, scale, frames, files, backend, extra, seconds)
+    (out / "figure.json").write_text(json.dumps(record, indent=1, ensure_ascii=False))
+    (out / "README.md").write_text(frames_readme(record, command))
+    return files + [out / "figure.json", out / "README.md"]

@@ -32,6 +32,23 @@ no figure's runs)::
                                    # (default: the gin file's stem)
                 overlay: [gin/common/figure3_variants.gin]  # optional: after its file
 
+Kind ``tasks`` (the paper's figure 5: one rendered frame per task, nothing run;
+iwx/figures/frames.py) has no ``last``, and its scales and panels other keys::
+
+    scales:
+      cpu:
+        about: "one line"
+        seed: 0                    # optional (default 0): the draw of the task split
+                                   # whose held-out task 0 is shown, and the reset seed
+        frame: [480, 360]          # every frame's width and height in pixels
+        bindings: []               # optional: applied to every panel's configuration
+        panels:
+          - task: gtt              # the task the gin file builds (run_identity.task)
+            title: "Go To Target (humanoid)"   # optional (default: the task)
+            gin: gin/gtt_iwpl.gin  # the environment is this file's (tasks and env)
+            overlay: []            # optional: gin files after it
+            bindings: []           # optional
+
 A run's gin files are ``(gin, *run overlay, *panel overlay)`` and its bindings scale + panel + run +
 the command line's ``--gin_param``, in that order (later ones win). A gin file is a
 path relative to the working directory, to the spec's folder or the folder above it
@@ -56,11 +73,16 @@ from iwx.experiment import shipped
 from iwx.experiment.config_rules import seed_problem
 
 KIND = "figures"                  # iwx.experiment.shipped's kind of the spec files
-KINDS = ("adaptation", "training")   # the kinds of drawing iwx/figures/draw.py knows
+KINDS = ("adaptation", "training", "tasks")   # the kinds of drawing iwx/figures/draw.py knows
 TOP = {"figure": True, "title": True, "kind": True, "last": True, "scales": True}
 SCALE = {"about": True, "seeds": True, "window": True, "chunk": False, "bindings": False,
          "panels": True}
 PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True}
+# kind 'tasks': frames, no runs
+TASKS_TOP = {"figure": True, "title": True, "kind": True, "scales": True}
+TASKS_SCALE = {"about": True, "seed": False, "frame": True, "bindings": False, "panels": True}
+TASKS_PANEL = {"task": True, "title": False, "gin": True, "overlay": False, "bindings": False}
+FRAME_PIXELS = (16, 4096)         # a frame's side, at least and at most
 RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False}
 
 
@@ -87,6 +109,7 @@ class PanelSpec:
     bindings: tuple[str, ...]
     runs: tuple[RunEntry, ...]
     where: str
+    gin: str | None = None        # kind 'tasks': the gin file the frame's env is built from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +121,7 @@ class Scale:
     bindings: tuple[str, ...]
     panels: tuple[PanelSpec, ...]
     chunk: float | None = None    # env steps per training-curve chunk (None: logging period)
+    frame: tuple[int, int] | None = None   # kind 'tasks': (width, height) of every frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +177,8 @@ def load(path: str | Path) -> FigureSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from None
     reader = _Reader(path)
-    top = reader.mapping(raw, "", TOP)
+    frames = isinstance(raw, dict) and raw.get("kind") == "tasks"
+    top = reader.mapping(raw, "", TASKS_TOP if frames else TOP)
     figure = reader.integer(top["figure"], "figure", 1)
     kind = reader.text(top["kind"], "kind")
     if kind not in KINDS:
@@ -161,9 +186,10 @@ def load(path: str | Path) -> FigureSpec:
     scales_raw = top["scales"]
     if not isinstance(scales_raw, dict) or not scales_raw:
         raise SpecError(f"{path}: scales: expected a mapping of scale name -> scale")
-    scales = {str(name): reader.scale(str(name), value) for name, value in scales_raw.items()}
+    read = reader.frames_scale if frames else reader.scale
+    scales = {str(name): read(str(name), value) for name, value in scales_raw.items()}
     return FigureSpec(path, figure, reader.text(top["title"], "title"), kind,
-                      reader.integer(top["last"], "last", 1), scales)
+                      0 if frames else reader.integer(top["last"], "last", 1), scales)
 
 
 class _Reader:
@@ -275,6 +301,37 @@ class _Reader:
             task, self.text(raw.get("title", task), f"{where}.title"),
             self.overlay(raw.get("overlay"), f"{where}.overlay"),
             self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where)
+
+    def frames_scale(self, name: str, value) -> Scale:
+        """A scale of kind 'tasks': one frame per panel, no runs."""
+        where = f"scales.{name}"
+        raw = self.mapping(value, where, TASKS_SCALE)
+        seed = raw.get("seed", 0)
+        problem = seed_problem(seed)
+        if problem:
+            self.fail(f"{where}.seed", problem)
+        panels = self.listed(raw["panels"], f"{where}.panels", "panels", self.frame_panel,
+                             lambda p: p.task, "two panels of one task")
+        return Scale(name, self.text(raw["about"], f"{where}.about"), (seed,), 1,
+                     self.bindings(raw.get("bindings"), f"{where}.bindings"), panels,
+                     frame=self.frame(raw["frame"], f"{where}.frame"))
+
+    def frame(self, value, where: str) -> tuple[int, int]:
+        low, high = FRAME_PIXELS
+        if not (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+                        for v in value)):
+            self.fail(where, f"expected [width, height] in pixels, integers from {low} to "
+                             f"{high}, got {value!r}")
+        return value[0], value[1]
+
+    def frame_panel(self, value, where: str) -> PanelSpec:
+        raw = self.mapping(value, where, TASKS_PANEL)
+        task = self.text(raw["task"], f"{where}.task")
+        return PanelSpec(task, self.text(raw.get("title", task), f"{where}.title"),
+                         self.overlay(raw.get("overlay"), f"{where}.overlay"),
+                         self.bindings(raw.get("bindings"), f"{where}.bindings"), (), where,
+                         gin=self.gin(raw["gin"], f"{where}.gin"))
 
     def overlay(self, value, where: str) -> tuple[str, ...]:
         overlay = value or []
