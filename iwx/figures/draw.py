@@ -47,7 +47,6 @@ from iwx.figures.plan import Plan
 from iwx.figures.spec import PanelSpec, SpecError
 from iwx.results import curves, figures, report_text
 from iwx.results.curves import ORACLE, Line
-from iwx.results.groups import method_of
 from iwx.results.protocol import differences
 from iwx.results.reporting import references_of
 from iwx.results.stats import headline, mean_ci
@@ -93,20 +92,34 @@ def draw(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
 # --------------------------------------------------------------------------- adaptation
 
 def panel_lines(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -> list[Line]:
-    """The adaptation lines of one panel: each spec run's seeds pooled, per variant."""
-    lines, methods = [], {}
+    """The adaptation lines of one panel: each spec run's seeds pooled, per variant (those
+    its ``variants`` draw, under the label it gives them), smoothed over the panel's
+    window (else the scale's). Two lines of one label are told apart by their runs'
+    labels ('IWPL · Shared Q + IW')."""
+    lines = []
     for entry in panel.runs:
         runs = [records[p.number] for p in plan.of(panel, entry) if p.number in records]
         if not runs:
             continue
-        methods[entry.label] = method_of(runs[0])
-        lines += curves.adaptation_lines({entry.label: runs}, plan.scale.window,
-                                         task=panel.task)
+        wanted = [] if entry.variants is None else [name for name, _ in entry.variants]
+        if entry.variants is not None and not wanted:
+            continue                      # variants: [] (a pretraining others adapt from)
+        found = curves.adaptation_lines({entry.label: runs}, panel.window or plan.scale.window,
+                                        variants=wanted, task=panel.task)
+        for line in found:
+            line.variant = entry.shown(line.variant)
+        lines += found
     repeated = Counter(line.variant for line in lines)
     for line in lines:
-        line.label = (f"{methods[line.group]} · {line.variant}" if repeated[line.variant] > 1
+        line.label = (f"{line.group} · {line.variant}" if repeated[line.variant] > 1
                       else line.variant)
     return lines
+
+
+def drawn_runs(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -> list:
+    """The records of a panel's runs that draw adaptation lines (not ``variants: []``)."""
+    return [records[p.number] for p in plan.of(panel) if p.number in records
+            and not (p.entry.variants is not None and not p.entry.variants)]
 
 
 def check_protocol(plan: Plan, panel: PanelSpec, runs: list[RecordedRun]) -> None:
@@ -124,7 +137,7 @@ def check_protocol(plan: Plan, panel: PanelSpec, runs: list[RecordedRun]) -> Non
 def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
     drawings = []
     for panel in plan.panels:
-        runs = [records[p.number] for p in plan.of(panel) if p.number in records]
+        runs = drawn_runs(plan, panel, records)
         check_protocol(plan, panel, runs)
         lines = panel_lines(plan, panel, records)
         used = {i for line in lines for i in line.run_ids}

@@ -11,6 +11,10 @@ session ending, someone stopping that one run): the figure starts no further run
 lets the ones already going end, and raises :class:`RunInterrupted`. A stopped run is
 not a failed one, and moving on to the next would be spending the compute someone
 just asked back.
+
+A run that adapts from another's model (``Planned.after``) starts only once that run
+has completed (at ``--jobs`` > 1 others go first); when it failed, the dependent run is
+reported failed without starting.
 """
 
 from __future__ import annotations
@@ -46,14 +50,36 @@ def execute(missing: list[Planned], total: int, jobs: int = 1,
     queue = list(missing)
     running: dict[Future, tuple[Planned, float]] = {}
     context = multiprocessing.get_context("spawn")
+    pending = {p.number for p in missing}
+
+    def blocked(p: Planned) -> bool:   # its pretraining is still to run or running
+        return p.after is not None and p.after.number in pending
+
     with ProcessPoolExecutor(max_workers=max(1, jobs), max_tasks_per_child=1,
                              mp_context=context) as pool:
         while queue or running:
             while queue and not stopped and len(running) < max(1, jobs):
-                p = queue.pop(0)
+                p = next((q for q in queue if not blocked(q)), None)
+                if p is None:
+                    break
+                queue.remove(p)
+                source = p.after
+                if source is not None and source.done is None and \
+                        not outcomes.get(source.number, {}).get("ok"):
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "error": (
+                        f"not started: it adapts from run {source.number} ({source.name()}), "
+                        "which did not complete")}
+                    pending.discard(p.number)
+                    echo(f"{PREFIX} run {p.number}/{total} FAILED (not started: run "
+                         f"{source.number}, its pretraining, did not complete): {p.name()}")
+                    continue
                 running[pool.submit(run_captured, p.spec)] = (p, time.monotonic())
                 echo(f"{PREFIX} run {p.number}/{total} started: {p.name()} "
                      f"(estimate {p.minutes:g} min)")
+            if not running:   # nothing to wait for: stopped, or dependents failed just now
+                if stopped:
+                    raise RunInterrupted(stopped, outcomes)
+                continue          # (a blocked run's pretraining is always queued or running)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 p, start = running.pop(future)
@@ -63,6 +89,7 @@ def execute(missing: list[Planned], total: int, jobs: int = 1,
                     outcome = {"ok": False, "seconds": time.monotonic() - start,
                                "error": f"{type(exc).__name__}: {exc}"}
                 outcomes[p.number] = outcome
+                pending.discard(p.number)
                 stopped = stopped or outcome.get("interrupted", 0)
                 left = sum(q.minutes for q in queue) + sum(q.minutes for q, _ in
                                                            running.values())

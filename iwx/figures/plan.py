@@ -7,6 +7,11 @@ cannot read is reported before anything runs, the configuration key is the one t
 run will record, and the task the run will record is checked against its panel's
 (a panel of ``reach_cpu`` whose runs lack the overlay would record ``reach``).
 
+A run with ``adapt_from`` adapts from the model of another planned run (its panel's run
+of that label, the same seed): its RunSpec names that run's configuration key
+(``pretrained_from``, part of its own key), so it is planned, keyed and found done
+before its pretraining has run; it runs after it (iwx/figures/execute.py).
+
 A run is *done* when a COMPLETED run of its key wrote its results: in the file
 store first (:func:`iwx.experiment.store.completed_runs`, as ``iwx.run``'s own
 reuse finds it), else, with ``--mongo``, in MongoDB (``info.checkpoint_key``, which
@@ -47,6 +52,7 @@ class Planned:
     key: str
     identity: dict
     done: Done | None = None
+    after: Planned | None = None  # the planned run whose model it adapts from
 
     @property
     def minutes(self) -> float:
@@ -154,13 +160,18 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
     entries = select_runs(panels, names, figure.path)
     runs: list[Planned] = []
     seen: dict[str, Planned] = {}
+    by_label: dict[tuple[int, str, int], Planned] = {}   # (panel, label, seed): planned
     try:
         for panel in panels:
-            for entry in entries[id(panel)]:
+            chosen = dependencies_of(panel, entries[id(panel)])
+            for entry in chosen:
                 for seed in scale.seeds:
+                    after = (None if entry.adapt_from is None else
+                             by_label[(id(panel), entry.adapt_from, seed)])
                     spec = RunSpec(gin_files=(entry.path, *entry.overlay, *panel.overlay),
                                    bindings=bindings_of(scale, panel, entry, extra), seed=seed,
-                                   runs_dir=runs_dir, mongo=mongo, progress=False, reuse=True)
+                                   runs_dir=runs_dir, mongo=mongo, progress=False, reuse=True,
+                                   pretrained_from=None if after is None else after.key)
                     where = f"{figure.path}: {entry.where}"
                     try:
                         prepared = prepare(spec)
@@ -168,7 +179,8 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
                         raise SpecError(f"{where} (seed {seed}): configuration error: "
                                         f"{one_line(exc)}") from None
                     planned = Planned(len(runs) + 1, panel, entry, seed, spec, prepared.key,
-                                      dict(prepared.identity))
+                                      dict(prepared.identity), after=after)
+                    by_label[(id(panel), entry.label, seed)] = planned
                     if prepared.identity.get("task") != panel.task:
                         raise SpecError(
                             f"{where}: its runs record task {prepared.identity.get('task')!r}"
@@ -184,6 +196,12 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
     plan = Plan(figure, scale, panels, runs, tuple(extra), runs_dir, mongo)
     find_done(plan)
     return plan
+
+
+def dependencies_of(panel: PanelSpec, picked: Sequence[RunEntry]) -> tuple[RunEntry, ...]:
+    """``picked`` (``--runs``) and the pretrainings they adapt from, in the panel's order."""
+    names = {e.label for e in picked} | {e.adapt_from for e in picked if e.adapt_from}
+    return tuple(e for e in panel.runs if e.label in names)
 
 
 def one_line(exc: Exception) -> str:
@@ -250,7 +268,8 @@ def table(plan: Plan) -> str:
     rows = []
     for p in plan.runs:
         own = (*p.panel.bindings, *p.entry.bindings, *plan.extra)
-        status = f"reused: {p.done.where()}" if p.done else "will run"
+        status = (f"reused: {p.done.where()}" if p.done else "will run" if p.after is None
+                  else f"will run, from run {p.after.number}'s model")
         rows.append([p.panel.task, " + ".join(p.files), str(p.seed), short_bindings(own),
                      status, f"{p.minutes:g}"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]

@@ -64,7 +64,8 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
             how = "ran"
         row = {"number": p.number, "panel": p.panel.task, "label": p.entry.label,
                "gin_files": list(p.files), "bindings": list(p.spec.bindings), "seed": p.seed,
-               "key": p.key, "status": how, "estimate_minutes": p.minutes}
+               "key": p.key, "status": how, "estimate_minutes": p.minutes,
+               "adapts_from_run": None if p.after is None else p.after.number}
         if record is not None:
             uid = record.config.get("uid") or short_uid(record.meta.get("iwx_uid"))
             local = not is_mongo_url(record.source)

@@ -24,6 +24,7 @@ no figure's runs)::
             title: "Reach"         # optional (default: the task)
             overlay: [gin/tasks/reach_cpu.gin]   # optional: after each run's own file
             bindings: []           # optional: every run of the panel
+            window: 5              # optional: this panel's window (default: the scale's)
             runs:
               - gin: gin/reach_distral.gin       # the run's gin file
                 minutes: 60        # estimated minutes of one seed (for planning)
@@ -31,6 +32,12 @@ no figure's runs)::
                 label: "..."       # optional: its name in the training figure
                                    # (default: the gin file's stem)
                 overlay: [gin/common/figure3_variants.gin]  # optional: after its file
+                adapt_from: "IWPL" # optional: skip pretraining and adapt from the model of
+                                   # this panel's run of that label, same seed (an earlier
+                                   # run of the panel, one that pretrains)
+                variants: [...]    # optional (kind adaptation): the adaptation variants
+                                   # drawn, a list of names or {name: label shown}; []:
+                                   # none (a pretraining other runs adapt from)
 
 Kind ``tasks`` (the paper's figure 5: one rendered frame per task, nothing run;
 iwx/figures/frames.py) has no ``last``, and its scales and panels other keys::
@@ -77,13 +84,15 @@ KINDS = ("adaptation", "training", "tasks")   # the kinds of drawing iwx/figures
 TOP = {"figure": True, "title": True, "kind": True, "last": True, "scales": True}
 SCALE = {"about": True, "seeds": True, "window": True, "chunk": False, "bindings": False,
          "panels": True}
-PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True}
+PANEL = {"task": True, "title": False, "overlay": False, "bindings": False, "runs": True,
+         "window": False}
 # kind 'tasks': frames, no runs
 TASKS_TOP = {"figure": True, "title": True, "kind": True, "scales": True}
 TASKS_SCALE = {"about": True, "seed": False, "frame": True, "bindings": False, "panels": True}
 TASKS_PANEL = {"task": True, "title": False, "gin": True, "overlay": False, "bindings": False}
 FRAME_PIXELS = (16, 4096)         # a frame's side, at least and at most
-RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False}
+RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False,
+       "adapt_from": False, "variants": False}
 
 
 class SpecError(Exception):
@@ -99,6 +108,15 @@ class RunEntry:
     label: str
     where: str                    # its key path, for messages
     overlay: tuple[str, ...] = ()  # gin files after the run's own, before the panel's
+    adapt_from: str | None = None  # the label of the panel's run whose model it adapts from
+    # The variants drawn, (name, label shown) each, in order; None: all, as named.
+    variants: tuple[tuple[str, str], ...] | None = None
+
+    def shown(self, variant: str) -> str | None:
+        """The label a variant of this run is drawn under, or None when it is not drawn."""
+        if self.variants is None:
+            return variant
+        return dict(self.variants).get(variant)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +128,7 @@ class PanelSpec:
     runs: tuple[RunEntry, ...]
     where: str
     gin: str | None = None        # kind 'tasks': the gin file the frame's env is built from
+    window: int | None = None     # its own smoothing window (None: the scale's)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,10 +316,44 @@ class _Reader:
         entries = self.listed(raw["runs"], f"{where}.runs", "runs", self.run, lambda e: e.label,
                               "two runs of one label (a gin file's stem unless 'label' says "
                               "otherwise)")
+        for i, entry in enumerate(entries):
+            self.dependency(entry, entries[:i], f"{where}.runs[{i}].adapt_from")
+        window = raw.get("window")
         return PanelSpec(
             task, self.text(raw.get("title", task), f"{where}.title"),
             self.overlay(raw.get("overlay"), f"{where}.overlay"),
-            self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where)
+            self.bindings(raw.get("bindings"), f"{where}.bindings"), entries, where,
+            window=None if window is None else self.integer(window, f"{where}.window", 1))
+
+    def dependency(self, entry: RunEntry, earlier: tuple[RunEntry, ...], where: str) -> None:
+        """``adapt_from`` names an earlier run of the panel, one that pretrains itself."""
+        if entry.adapt_from is None:
+            return
+        source = next((e for e in earlier if e.label == entry.adapt_from), None)
+        if source is None:
+            labels = ", ".join(e.label for e in earlier) or "none"
+            self.fail(where, f"{entry.adapt_from!r} is not the label of an earlier run of this "
+                             f"panel (earlier runs: {labels}); a run adapts from a "
+                             "pretraining listed before it")
+        if source.adapt_from is not None:
+            self.fail(where, f"{entry.adapt_from!r} adapts from {source.adapt_from!r} itself: "
+                             "name the run that pretrains")
+
+    def variants(self, value, where: str) -> tuple[tuple[str, str], ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            pairs = [(self.text(v, f"{where}[{i}]"),) * 2 for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            pairs = [(self.text(k, f"{where}.{k}"), self.text(v, f"{where}.{k}"))
+                     for k, v in value.items()]
+        else:
+            self.fail(where, f"expected a list of variant names or a mapping name -> label "
+                             f"shown, got {value!r}")
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            self.fail(where, f"a variant named twice: {names}")
+        return tuple(pairs)
 
     def frames_scale(self, name: str, value) -> Scale:
         """A scale of kind 'tasks': one frame per panel, no runs."""
@@ -343,11 +396,14 @@ class _Reader:
         raw = self.mapping(value, where, RUN)
         gin = self.text(raw["gin"], f"{where}.gin")
         label = raw.get("label", Path(gin).stem)
+        source = raw.get("adapt_from")
         return RunEntry(gin, self.gin(gin, f"{where}.gin"),
                         self.number(raw["minutes"], f"{where}.minutes"),
                         self.bindings(raw.get("bindings"), f"{where}.bindings"),
                         self.text(label, f"{where}.label"), where,
-                        self.overlay(raw.get("overlay"), f"{where}.overlay"))
+                        self.overlay(raw.get("overlay"), f"{where}.overlay"),
+                        None if source is None else self.text(source, f"{where}.adapt_from"),
+                        self.variants(raw.get("variants"), f"{where}.variants"))
 
 
 def _join(where: str, key: str) -> str:
