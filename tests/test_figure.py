@@ -96,8 +96,9 @@ def test_unknown_figure_scale_or_panel_is_refused_listing_what_exists(tmp_path, 
     from iwx.figure import main
 
     runs = ["--runs-dir", str(tmp_path / "runs")]
-    assert main(["7", *runs]) == 2
-    assert "no spec for figure 7: the shipped figures are 1, 3, 5, 6" in capsys.readouterr().err
+    assert main(["8", *runs]) == 2
+    assert "no spec for figure 8: the shipped figures are 1, 2, 3, 4, 5, 6, 7" \
+        in capsys.readouterr().err
     assert main(["3", "--scale", "gpu", *runs]) == 2
     assert "no scale 'gpu'; its scales are cpu, paper, smoke" in capsys.readouterr().err
     assert main(["3", "--panels", "reach", *runs]) == 2

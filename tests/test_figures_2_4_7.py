@@ -1,0 +1,77 @@
+"""Figures 2, 4 and 7 (issue 18): their specs at every scale, figures 4 and 7 reusing
+figure 3's pretraining by key, and figure 4 end to end at the smoke scale (adapt_from,
+the fine-tuning variant, relabelled lines), Sacred's records read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli import ROOT, read_json, run_cli
+
+
+def figure(args):
+    return run_cli("iwx.figure", [str(a) for a in args], timeout=900)
+
+
+@pytest.mark.parametrize("number, scales", [(2, ["cpu", "smoke"]),
+                                            (4, ["cpu", "smoke"]),
+                                            (7, ["cpu", "paper", "smoke"])])
+def test_every_scale_plans_without_running(tmp_path, number, scales):
+    from iwx.figures import spec
+
+    assert list(spec.load(spec.find(number)).scales) == scales
+    for scale in scales:
+        proc = figure([number, "--scale", scale, "--dry-run", "--runs-dir", tmp_path / "runs"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "dry run: nothing run" in proc.stdout
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("[0-9]*"))
+
+
+def base_keys(number: int, labels: dict[str, str]) -> dict[str, str]:
+    """{panel: key} of the run labelled ``labels[panel]`` in figure ``number``'s cpu scale."""
+    import gin
+
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import find, load
+
+    try:
+        plan = make_plan(load(find(number)), "cpu", runs_dir="runs-not-read")
+    finally:
+        gin.clear_config()
+    return {p.panel.task: p.key for p in plan.runs if p.entry.label == labels[p.panel.task]}
+
+
+def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
+    """The same configuration key: where figure 3 ran, its ~85-minute pretrainings are
+    reused, not run again (and a change to figure 3's IWPL entry must be made in all three)."""
+    monkeypatch.chdir(ROOT)
+    iwpl = {"reach_cpu": "IWPL", "go_to_ring_cpu": "IWPL"}
+    three = base_keys(3, iwpl)
+    assert len(three) == 2
+    assert base_keys(7, iwpl) == three
+    assert base_keys(4, {t: "IWPL, many tasks" for t in iwpl}) == three
+
+
+def test_figure_4_runs_adapts_and_draws_its_four_lines(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    proc = figure([4, "--scale", "smoke", "--runs-dir", runs, "--out", out])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = read_json(out / "figure.json")
+    (panel,) = record["panels"]
+    assert [line["label"] for line in panel["lines"]] == [
+        "Shared Q + IW, many tasks", "Shared Q + IW, few tasks",
+        "few tasks, ψ fine-tuned after 20", "From Scratch"]
+    assert all(len(line["mean"]) == 3 for line in panel["lines"])     # 3 episodes each
+    rows = {r["label"]: r for r in record["runs"]}
+    assert rows["many tasks"]["adapts_from_run"] == rows["IWPL, many tasks"]["number"]
+    many = Path(rows["many tasks"]["dir"])
+    assert read_json(many / "info.json")["pretrained_from"]["run_id"] == \
+        Path(rows["IWPL, many tasks"]["dir"]).name
+    few = Path(rows["IWPL, few tasks"]["dir"])
+    operative = (few / "operative_config.gin").read_text()
+    assert "finetune/IWPA.finetune_after = 1" in operative
+    assert "ReachTasks.num_train = 2" in operative
+    assert list(read_json(few / "results.json")["returns"]) == [
+        "Shared Q + IW", "Shared Q + IW, ψ fine-tuned"]
