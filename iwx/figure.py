@@ -46,8 +46,9 @@ PREFIX = "[iwx.figure]"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m iwx.figure", description=__doc__.split("\n")[0])
-    p.add_argument("figure", nargs="?", type=int, metavar="N",
-                   help="the paper's figure number (figures/figureN.yaml)")
+    p.add_argument("figure", nargs="?", metavar="N",
+                   help="the paper's figure number (figures/figureN.yaml), or the name of a "
+                        "figure of iwx's own (figures/<name>.yaml, e.g. mixture_prior)")
     p.add_argument("--scale", default="cpu",
                    help="which of the spec's scales (default: cpu, this machine's)")
     p.add_argument("--dry-run", action="store_true",
@@ -78,7 +79,7 @@ def fail(message: str) -> int:
 
 
 def spec_path(args) -> Path:
-    from iwx.figures.spec import SpecError, find
+    from iwx.figures.spec import SpecError, figure_id, find
 
     if args.spec:
         path = Path(args.spec)
@@ -87,7 +88,7 @@ def spec_path(args) -> Path:
         return path
     if args.figure is None:
         raise SpecError("name a figure number (python -m iwx.figure 3) or --spec FILE")
-    return find(args.figure)
+    return find(figure_id(args.figure))
 
 
 def main(argv=None) -> int:
@@ -102,11 +103,11 @@ def main(argv=None) -> int:
             return fail(f"--mongo: {problem}")
     from iwx.experiment.store import StoreError
     from iwx.figures import plan as planning
-    from iwx.figures.spec import SpecError, load
+    from iwx.figures.spec import SpecError, figure_id, load
 
     try:
         spec = load(spec_path(args))
-        if args.figure is not None and spec.figure != args.figure:
+        if args.figure is not None and spec.figure != figure_id(args.figure):
             raise SpecError(f"{spec.path}: figure: this spec draws figure {spec.figure}, "
                             f"not {args.figure}")
     except SpecError as exc:
@@ -170,11 +171,11 @@ def frames_command(args, spec, argv: list[str]) -> int:
         made.append(framing.render(p, scale.frame))
         print(f"{PREFIX} frame {p.number}/{len(plans)}: {p.panel.title}: {made[-1].target} "
               f"({made[-1].seconds:.1f} s)", flush=True)
-    out = Path(args.out) if args.out else Path("reports") / f"figure{spec.figure}-{scale.name}"
-    name = f"figure{spec.figure}"
+    out = Path(args.out) if args.out else Path("reports") / f"{spec.name}-{scale.name}"
+    name = spec.name
     note = (f"Held-out task {framing.HELD_OUT} of each task's split (seed {scale.seeds[0]}), "
             "at the start of its first episode; red: the target, drawn into the picture only.")
-    files = frames_figure(f"Figure {spec.figure}: {spec.title}", note, made, out, name)
+    files = frames_figure(spec.heading, note, made, out, name)
     command = " ".join(["python -m iwx.figure", *(shlex.quote(a) for a in argv)])
     files = record.write_frames(spec, scale, made, files, out, command,
                                 os.environ["MUJOCO_GL"], list(args.gin_param),
@@ -220,7 +221,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         print("iwx.figure: no completed run to draw from", file=sys.stderr)
         return 1
     out = Path(args.out) if args.out else Path("reports") / \
-        f"figure{plan.figure.figure}-{plan.scale.name}"
+        f"{plan.figure.name}-{plan.scale.name}"
     try:
         drawing = draw(plan, runs, out)
     except SpecError as exc:

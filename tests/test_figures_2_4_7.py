@@ -1,6 +1,7 @@
-"""Figures 2, 4 and 7 (issue 18): their specs at every scale, figures 4 and 7 reusing
-figure 3's pretraining by key, and figure 4 end to end at the smoke scale (adapt_from,
-the fine-tuning variant, relabelled lines), Sacred's records read back."""
+"""Figures 2, 4 and 7 and iwx's own mixture_prior figure (issue 18): their specs at every
+scale, figures 4 and 7 (and the mixture's Reach line) reusing figure 3's pretraining by
+key, figure 4 and the mixture figure end to end at the smoke scale (adapt_from, the
+fine-tuning variant, relabelled lines, a named spec), Sacred's records read back."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def figure(args):
 
 @pytest.mark.parametrize("number, scales", [(2, ["cpu", "smoke"]),
                                             (4, ["cpu", "smoke"]),
-                                            (7, ["cpu", "paper", "smoke"])])
+                                            (7, ["cpu", "paper", "smoke"]),
+                                            ("mixture_prior", ["cpu", "smoke"])])
 def test_every_scale_plans_without_running(tmp_path, number, scales):
     from iwx.figures import spec
 
@@ -40,7 +42,8 @@ def base_keys(number: int, labels: dict[str, str]) -> dict[str, str]:
         plan = make_plan(load(find(number)), "cpu", runs_dir="runs-not-read")
     finally:
         gin.clear_config()
-    return {p.panel.task: p.key for p in plan.runs if p.entry.label == labels[p.panel.task]}
+    return {p.panel.task: p.key for p in plan.runs
+            if p.entry.label == labels[p.panel.task] and p.seed == 0}
 
 
 def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
@@ -52,6 +55,8 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
     assert len(three) == 2
     assert base_keys(7, iwpl) == three
     assert base_keys(4, {t: "IWPL, many tasks" for t in iwpl}) == three
+    assert base_keys("mixture_prior", {"point_nav": "-", "reach_cpu": "Gaussian π0"}) == \
+        {"reach_cpu": three["reach_cpu"]}
 
 
 def test_figure_4_runs_adapts_and_draws_its_four_lines(tmp_path):
@@ -75,3 +80,34 @@ def test_figure_4_runs_adapts_and_draws_its_four_lines(tmp_path):
     assert "ReachTasks.num_train = 2" in operative
     assert list(read_json(few / "results.json")["returns"]) == [
         "Shared Q + IW", "Shared Q + IW, ψ fine-tuned"]
+
+
+def test_a_figure_of_iwx_own_is_named_drawn_and_filed_under_its_name(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    proc = figure(["mixture_prior", "--scale", "smoke", "--runs-dir", runs, "--out", out])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("mixture_prior.png", "mixture_prior.pdf", "table.md", "README.md"):
+        assert (out / name).stat().st_size > 0, name
+    record = read_json(out / "figure.json")
+    assert record["figure"] == "mixture_prior"
+    assert [line["label"] for line in record["panels"][0]["lines"]] == [
+        "Gaussian π0 · Shared Q + IW", "Gaussian π0 · IW", "mixture π0 · Shared Q + IW",
+        "mixture π0 · IW"]
+    mixture = Path(record["runs"][1]["dir"])
+    assert "IWPL.prior = @MixturePrior" in (mixture / "operative_config.gin").read_text()
+    readme = (out / "README.md").read_text()
+    assert readme.startswith("## A mixture-of-Gaussians behaviour prior")
+    assert "![mixture_prior](mixture_prior.png)" in readme
+
+
+@pytest.mark.parametrize("name, words", [
+    ("Mixture", "a figure of iwx's own is named in lower case"),
+    ("other_name", "a named figure's spec is <name>.yaml: 'other_name' would be "
+                   "other_name.yaml, this file is mixture_prior.yaml"),
+])
+def test_a_figure_name_must_be_its_files_name(tmp_path, name, words):
+    text = (ROOT / "figures" / "mixture_prior.yaml").read_text()
+    path = tmp_path / "mixture_prior.yaml"
+    path.write_text(text.replace("figure: mixture_prior", f"figure: {name}"))
+    proc = figure(["--spec", path, "--dry-run"])
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr

@@ -154,7 +154,7 @@ def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawin
                                 next(((r.name, r.mean) for r in d.references
                                       if r.name != ORACLE), None))
                   for d in shown]
-        name = f"figure{plan.figure.figure}"
+        name = plan.figure.name
         files += figures.plot_panels(
             panels, [out / f"{name}.png", out / f"{name}.pdf"], xlabel="adaptation episode",
             ylabel="mean return on held-out tasks", title=heading(plan),
@@ -165,7 +165,7 @@ def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawin
 
 
 def heading(plan: Plan) -> str:
-    return (f"Figure {plan.figure.figure}: {plan.figure.title} — scale {plan.scale.name} "
+    return (f"{plan.figure.heading} — scale {plan.scale.name} "
             f"({plan.scale.about})")
 
 
@@ -326,7 +326,7 @@ def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
     returns, success = found.get("train/return", []), found.get("train/success", [])
     drawings = [PanelDrawing(panel, [line for line in returns if line.task == panel.task],
                              [], None) for panel in plan.panels]
-    name = f"figure{plan.figure.figure}"
+    name = plan.figure.name
     files = draw_training(plan, found, x_names, out, title=lambda metric: heading(plan),
                           files=[("train/return", [f"{name}.png", f"{name}.pdf"],
                                   "training return"),

@@ -108,10 +108,11 @@ def hours(seconds: float) -> str:
 
 
 def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
-    name = f"figure{plan.figure.figure}"
+    name = plan.figure.name
     total = sum(r.get("compute_seconds") or 0.0 for r in rows)
     got = [r for r in rows if "run_id" in r]
-    md = [f"## Figure {plan.figure.figure}: {plan.figure.title} (scale {plan.scale.name})", ""]
+    md = [f"## {plan.figure.heading} (scale {plan.scale.name})", ""]
+    alt = name if isinstance(plan.figure.figure, str) else f"figure {plan.figure.figure}"
     if drawing.kind == "training":
         chunk = f"{plan.scale.chunk:,.0f} env steps" if plan.scale.chunk else \
             "the logging period"
@@ -124,9 +125,9 @@ def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
                f"across units (a held-out task: its mean over adaptation and run seeds); the "
                f"shaded start is the exploration episodes.", ""]
     if any(p.name == f"{name}.png" for p in drawing.files):
-        md += [f"![figure {plan.figure.figure}]({name}.png)", ""]
+        md += [f"![{alt}]({name}.png)", ""]
     if any(p.name == f"{name}_success.png" for p in drawing.files):
-        md += [f"![figure {plan.figure.figure}, success rate]({name}_success.png)", ""]
+        md += [f"![{alt}, success rate]({name}_success.png)", ""]
     if drawing.kind == "training":
         md += [f"Per seed the mean of its last {plan.figure.last} chunks (unsmoothed), then "
                "mean ± 95% CI across seeds:", "", drawing.table, ""]

@@ -4,7 +4,8 @@ A spec says which recorded runs a paper figure is drawn from, at each scale, and
 how it is drawn; ``python -m iwx.figure N --scale S`` interprets it (the code holds
 no figure's runs)::
 
-    figure: 3                      # the paper's figure number
+    figure: 3                      # the paper's figure number, or a name for a figure
+                                   # the paper does not have (figures/<name>.yaml)
     title: Few-shot adaptation ... # the figure's heading
     kind: adaptation               # how it is drawn (KINDS; iwx/figures/draw.py)
     last: 3                        # the table's average: the last 3 adaptation episodes
@@ -146,11 +147,22 @@ class Scale:
 @dataclasses.dataclass(frozen=True)
 class FigureSpec:
     path: Path
-    figure: int
+    figure: int | str             # the paper's number, or a name (a figure of iwx's own)
     title: str
     kind: str
     last: int
     scales: dict[str, Scale]
+
+    @property
+    def name(self) -> str:
+        """The stem of its files and report folder: 'figure3', or the name itself."""
+        return f"figure{self.figure}" if isinstance(self.figure, int) else self.figure
+
+    @property
+    def heading(self) -> str:
+        """'Figure 3: <title>' for the paper's figures, the title alone for iwx's own."""
+        return f"Figure {self.figure}: {self.title}" if isinstance(self.figure, int) \
+            else self.title
 
     def scale(self, name: str) -> Scale:
         if name not in self.scales:
@@ -161,17 +173,28 @@ class FigureSpec:
 
 # --------------------------------------------------------------------------- finding
 
-def available() -> dict[int, Path]:
-    """{figure number: spec file} of the shipped specs (``figureN.yaml``)."""
-    found = {}
+NAME = re.compile(r"[a-z][a-z0-9_]*")   # a figure of iwx's own: figures/<name>.yaml
+
+
+def figure_id(text: str) -> int | str:
+    """'3' -> 3 (the paper's figure 3); 'mixture_prior' -> itself (figures/<name>.yaml)."""
+    return int(text) if text.isdigit() else text
+
+
+def available() -> dict[int | str, Path]:
+    """{figure number or name: spec file} of the shipped specs (``figureN.yaml`` in number
+    order, then ``<name>.yaml`` of iwx's own figures by name)."""
+    numbered, named = {}, {}
     for name in shipped.names(KIND):
         match = re.fullmatch(r"figure(\d+)", name)
         if match:
-            found[int(match[1])] = shipped.find(name, KIND)
-    return dict(sorted(found.items()))
+            numbered[int(match[1])] = shipped.find(name, KIND)
+        elif NAME.fullmatch(name):
+            named[name] = shipped.find(name, KIND)
+    return {**dict(sorted(numbered.items())), **dict(sorted(named.items()))}
 
 
-def find(figure: int) -> Path:
+def find(figure: int | str) -> Path:
     """The shipped spec of ``figure``; SpecError listing the available ones."""
     found = available()
     if figure not in found:
@@ -198,7 +221,7 @@ def load(path: str | Path) -> FigureSpec:
     reader = _Reader(path)
     frames = isinstance(raw, dict) and raw.get("kind") == "tasks"
     top = reader.mapping(raw, "", TASKS_TOP if frames else TOP)
-    figure = reader.integer(top["figure"], "figure", 1)
+    figure = reader.figure(top["figure"], "figure", path)
     kind = reader.text(top["kind"], "kind")
     if kind not in KINDS:
         raise SpecError(f"{path}: kind: unknown kind {kind!r}; known: {', '.join(KINDS)}")
@@ -237,6 +260,19 @@ class _Reader:
         if not isinstance(value, str) or not value.strip():
             self.fail(where, f"expected a non-empty string, got {value!r}")
         return value
+
+    def figure(self, value, where: str, path: Path) -> int | str:
+        """The paper's figure number (>= 1), or the file's own name for a figure of
+        iwx's own (figures/<name>.yaml: a lower-case name)."""
+        if isinstance(value, str):
+            if not NAME.fullmatch(value):
+                self.fail(where, f"a figure of iwx's own is named in lower case, letters, "
+                                 f"digits and '_' (e.g. mixture_prior), got {value!r}")
+            if value != path.stem:
+                self.fail(where, f"a named figure's spec is <name>.yaml: {value!r} would be "
+                                 f"{value}.yaml, this file is {path.name}")
+            return value
+        return self.integer(value, where, 1)
 
     def integer(self, value, where: str, low: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
