@@ -59,7 +59,7 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
         {"reach_cpu": three["reach_cpu"]}
 
 
-def test_figure_4_runs_adapts_and_draws_its_four_lines(tmp_path):
+def test_figure_4_runs_adapts_and_draws_its_lines(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out"
     proc = figure([4, "--scale", "smoke", "--runs-dir", runs, "--out", out])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -67,7 +67,7 @@ def test_figure_4_runs_adapts_and_draws_its_four_lines(tmp_path):
     (panel,) = record["panels"]
     assert [line["label"] for line in panel["lines"]] == [
         "Shared Q + IW, many tasks", "Shared Q + IW, few tasks",
-        "few tasks, ψ fine-tuned after 20", "From Scratch"]
+        "few tasks, ψ fine-tuned after 20"]
     assert all(len(line["mean"]) == 3 for line in panel["lines"])     # 3 episodes each
     rows = {r["label"]: r for r in record["runs"]}
     assert rows["many tasks"]["adapts_from_run"] == rows["IWPL, many tasks"]["number"]

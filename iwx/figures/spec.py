@@ -71,7 +71,6 @@ makes of the bindings is checked when the runs are planned (iwx/figures/plan.py)
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -79,6 +78,8 @@ import yaml
 
 from iwx.experiment import shipped
 from iwx.experiment.config_rules import seed_problem
+from iwx.figures.entries import (  # noqa: F401  (the spec's parts, re-exported)
+    FigureSpec, PanelSpec, RunEntry, Scale, SpecError)
 
 KIND = "figures"                  # iwx.experiment.shipped's kind of the spec files
 KINDS = ("adaptation", "training", "tasks")   # the kinds of drawing iwx/figures/draw.py knows
@@ -94,81 +95,6 @@ TASKS_PANEL = {"task": True, "title": False, "gin": True, "overlay": False, "bin
 FRAME_PIXELS = (16, 4096)         # a frame's side, at least and at most
 RUN = {"gin": True, "minutes": True, "bindings": False, "label": False, "overlay": False,
        "adapt_from": False, "variants": False}
-
-
-class SpecError(Exception):
-    """A spec that cannot be used; the message names the file and the key."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunEntry:
-    gin: str                      # as written
-    path: str                     # as a run is given it (iwx.experiment.runner.RunSpec)
-    minutes: float                # estimate per seed
-    bindings: tuple[str, ...]
-    label: str
-    where: str                    # its key path, for messages
-    overlay: tuple[str, ...] = ()  # gin files after the run's own, before the panel's
-    adapt_from: str | None = None  # the label of the panel's run whose model it adapts from
-    # The variants drawn, (name, label shown) each, in order; None: all, as named.
-    variants: tuple[tuple[str, str], ...] | None = None
-
-    def shown(self, variant: str) -> str | None:
-        """The label a variant of this run is drawn under, or None when it is not drawn."""
-        if self.variants is None:
-            return variant
-        return dict(self.variants).get(variant)
-
-
-@dataclasses.dataclass(frozen=True)
-class PanelSpec:
-    task: str
-    title: str
-    overlay: tuple[str, ...]      # resolved like RunEntry.path
-    bindings: tuple[str, ...]
-    runs: tuple[RunEntry, ...]
-    where: str
-    gin: str | None = None        # kind 'tasks': the gin file the frame's env is built from
-    window: int | None = None     # its own smoothing window (None: the scale's)
-
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    name: str
-    about: str
-    seeds: tuple[int, ...]
-    window: int
-    bindings: tuple[str, ...]
-    panels: tuple[PanelSpec, ...]
-    chunk: float | None = None    # env steps per training-curve chunk (None: logging period)
-    frame: tuple[int, int] | None = None   # kind 'tasks': (width, height) of every frame
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureSpec:
-    path: Path
-    figure: int | str             # the paper's number, or a name (a figure of iwx's own)
-    title: str
-    kind: str
-    last: int
-    scales: dict[str, Scale]
-
-    @property
-    def name(self) -> str:
-        """The stem of its files and report folder: 'figure3', or the name itself."""
-        return f"figure{self.figure}" if isinstance(self.figure, int) else self.figure
-
-    @property
-    def heading(self) -> str:
-        """'Figure 3: <title>' for the paper's figures, the title alone for iwx's own."""
-        return f"Figure {self.figure}: {self.title}" if isinstance(self.figure, int) \
-            else self.title
-
-    def scale(self, name: str) -> Scale:
-        if name not in self.scales:
-            raise SpecError(f"{self.path}: no scale {name!r}; its scales are "
-                            f"{', '.join(self.scales)}")
-        return self.scales[name]
 
 
 # --------------------------------------------------------------------------- finding
