@@ -111,3 +111,24 @@ def test_a_figure_name_must_be_its_files_name(tmp_path, name, words):
     path.write_text(text.replace("figure: mixture_prior", f"figure: {name}"))
     proc = figure(["--spec", path, "--dry-run"])
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("number, labels", [
+    (2, ["Shared Q + IW", "IW", "RL²", "PEARL*", "From Scratch"]),
+    (7, ["Shared Q + IW", "IW", "ψ without π0"]),
+])
+def test_figures_2_and_7_run_end_to_end_at_the_smoke_scale(tmp_path, number, labels):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    proc = figure([number, "--scale", "smoke", "--runs-dir", runs, "--out", out])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = read_json(out / "figure.json")
+    (panel,) = record["panels"]
+    assert [line["label"] for line in panel["lines"]] == labels
+    assert {r["status"] for r in record["runs"]} == {"ran"}
+    if number == 2:       # PEARL* meta-trained on the dense reward: negative training returns
+        pearl = Path(next(r["dir"] for r in record["runs"] if r["label"] == "PEARL*"))
+        assert all(v < 0 for v in read_json(pearl / "series.json")["train/return"]["values"])
+        assert all(line["window"] == 2 for line in panel["lines"])   # the panel's own
+    else:                 # the ablation loaded the pretraining's model
+        base, ablation = (Path(r["dir"]) for r in record["runs"])
+        assert read_json(ablation / "info.json")["pretrained_from"]["run_id"] == base.name
