@@ -115,9 +115,13 @@ class IWPA(Agent):
         if cache_frozen:
             frozen_psi = (isinstance(self.critic, AdaptedFeatureCritic) and
                           not any(p.requires_grad for p in self.critic.features.parameters()))
-            self.cache = FrozenCache(self.prior, self.critic.features if frozen_psi else None,
-                                     num_problems, num_samples, action_dim, device=device,
-                                     max_gb=cache_max_gb, obs_spec=obs_spec)
+            self.cache = self.frozen_cache(self.critic.features if frozen_psi else None)
+
+    def frozen_cache(self, features) -> FrozenCache:
+        """A cache of π0's samples at s' (and of ψ, when ``features`` is the frozen ψ)."""
+        return FrozenCache(self.prior, features, self.num_problems, self.num_samples,
+                           self.action_dim, device=self.device, max_gb=self.cache_max_gb,
+                           obs_spec=self.obs_spec)
 
     def update(self, batch: dict) -> dict:
         """One TD(0) step (eq. 13) on transitions [P, c, 1(+1), ...] of each problem's replay."""
@@ -159,9 +163,7 @@ class IWPA(Agent):
         self.optimizer.add_param_group({"params": list(features.parameters()),
                                         "lr": self.features_learning_rate})
         if self.cache is not None and self.cache.features is not None:
-            self.cache = FrozenCache(self.prior, None, self.num_problems, self.num_samples,
-                                     self.action_dim, device=self.device,
-                                     max_gb=self.cache_max_gb, obs_spec=self.obs_spec)
+            self.cache = self.frozen_cache(None)
         self.finetuning = True
 
     def state_dict(self) -> dict:

@@ -101,9 +101,9 @@ def panel_lines(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -
         runs = [records[p.number] for p in plan.of(panel, entry) if p.number in records]
         if not runs:
             continue
+        if entry.draws_nothing:
+            continue
         wanted = [] if entry.variants is None else [name for name, _ in entry.variants]
-        if entry.variants is not None and not wanted:
-            continue                      # variants: [] (a pretraining others adapt from)
         found = curves.adaptation_lines({entry.label: runs}, panel.window or plan.scale.window,
                                         variants=wanted, task=panel.task)
         for line in found:
@@ -118,8 +118,8 @@ def panel_lines(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -
 
 def drawn_runs(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -> list:
     """The records of a panel's runs that draw adaptation lines (not ``variants: []``)."""
-    return [records[p.number] for p in plan.of(panel) if p.number in records
-            and not (p.entry.variants is not None and not p.entry.variants)]
+    return [records[p.number] for p in plan.of(panel)
+            if p.number in records and not p.entry.draws_nothing]
 
 
 def check_protocol(plan: Plan, panel: PanelSpec, runs: list[RecordedRun]) -> None:

@@ -27,6 +27,11 @@ class RunEntry:
     # The variants drawn, (name, label shown) each, in order; None: all, as named.
     variants: tuple[tuple[str, str], ...] | None = None
 
+    @property
+    def draws_nothing(self) -> bool:
+        """``variants: []``: a pretraining other runs adapt from, none of its lines drawn."""
+        return self.variants is not None and not self.variants
+
     def shown(self, variant: str) -> str | None:
         """The label a variant of this run is drawn under, or None when it is not drawn."""
         if self.variants is None:
