@@ -69,6 +69,13 @@ def test_every_method_trains_distributed_and_adapts(ray_context, tmp_path, metho
     assert abs(8 * sampled / ratio[-1] - sampled) <= (2 / 2 + 1) * 8 * 80 + 80
     results = read_json(run / "results.json")
     assert bool(results["returns"]) == (method in ("iwpl", "distral", "rl2", "pearl"))
+    if method == "pearl":
+        # gin/point_nav_pearl.gin's training_env reaches the actor processes: they act in
+        # the dense reward (every 20-step return below 0), adaptation in the sparse one.
+        _, train = metric(run, "train/return")
+        assert train and all(v < -0.5 for v in train), train
+        _, adapt = metric(run, "adapt/PEARL*/return")
+        assert adapt and all(v >= 0.0 for v in adapt), adapt
 
 
 def test_a_killed_actor_is_restarted_and_the_run_completes(ray_context, tmp_path,
