@@ -429,7 +429,15 @@ def test_figure_3s_parametric_variants_on_a_mixture_fail_before_any_compute(tmp_
             str(ROOT / "gin/common/figure3_variants.gin"), "--runs-dir", str(tmp_path),
             "--no-progress", "--gin_param", MIXTURE[0]]
     done = run_cli("iwx.run", args)
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr[-3000:]      # refused, as a bad binding is
     assert "'DISTRAL' and 'Shared Q'" in done.stderr and "IWPL.prior = @GaussianPrior" \
         in done.stderr, done.stderr[-3000:]
     assert "[pretrain] start" not in done.stderr + done.stdout
+    # one line that says what to change, not a traceback; the started record says so too
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "iwx.run: configuration error (run 1 recorded as FAILED before any compute): " \
+        "ParametricAdaptation with use_prior=True" in done.stderr
+    (run,) = run_dirs(tmp_path)
+    record = read_json(run / "run.json")
+    assert record["status"] == "FAILED" and "RefusedConfiguration" in record["fail_trace"][-1]
+    assert not (run / "model.pt").exists()

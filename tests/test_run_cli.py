@@ -211,7 +211,8 @@ def test_each_critic_parameterisation_runs_end_to_end(tmp_path, critic, extra, v
 
 def test_shared_q_without_shared_features_is_refused_before_training(tmp_path):
     proc = iwx_run(tmp_path, params=["IWPL.critic = @PerTaskCritic"])
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "configuration error" in proc.stderr and "Traceback" not in proc.stderr
     assert "has no shared features" in proc.stderr
     assert read_json(run_dirs(tmp_path)[0] / "metrics.json") == {}
 

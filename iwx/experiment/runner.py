@@ -210,6 +210,7 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
     from iwx.loops.checkpoint import CheckpointError, Checkpointer
     from iwx.loops.guard import DivergenceError
     from iwx.loops.logger import MemoryLogger
+    from iwx.loops.pipeline import RefusedConfiguration
     from iwx.experiment.metrics import RecordedMetrics, series
     from iwx.experiment.artifacts import content_type
     from iwx.loops import pipeline
@@ -288,6 +289,9 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
         raise RunStopped(f"[iwx] run {_current_id(ex)} interrupted by {interrupt_name(exc)} "
                          f"and recorded as INTERRUPTED; {kept}",
                          interrupt_exit_code(exc), resumable=True) from None
+    except RefusedConfiguration as exc:
+        raise RunStopped(f"{PREFIX}: configuration error (run {_current_id(ex)} recorded as "
+                         f"FAILED before any compute): {exc}", 2) from None
     except DivergenceError as exc:
         raise RunStopped(f"{PREFIX}: run {_current_id(ex)} stopped (status FAILED):\n"
                          f"{exc.diagnostic}",

@@ -8,6 +8,7 @@ run restarted with the same command continues exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 from pathlib import Path
@@ -24,6 +25,23 @@ from iwx.loops.guard import DivergenceGuard
 from iwx.loops.logger import ResumableLogger
 from iwx.loops.training import MultiTaskTraining
 from iwx.replay.task_replay import TaskReplay
+
+
+class RefusedConfiguration(ValueError):
+    """A configuration refused while the run was being built, before any compute: a
+    wrong binding, a training environment that differs in more than its reward, a
+    variant that cannot adapt this agent. Its message says what to change."""
+
+
+@contextlib.contextmanager
+def refused_before_compute():
+    """Re-raise a ValueError of the block as :class:`RefusedConfiguration`."""
+    try:
+        yield
+    except RefusedConfiguration:
+        raise
+    except ValueError as exc:
+        raise RefusedConfiguration(str(exc)) from exc
 
 
 def slug(name: str) -> str:
@@ -76,46 +94,50 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
     or ``"validation"`` (appendix A.2 chooses adaptation hyperparameters on a few
     validation tasks; sweeps use it so held-out tasks never pick a configuration).
     """
-    if adapt_on not in ("test", "validation"):
-        raise ValueError(f"pretrain_and_adapt.adapt_on must be 'test' or 'validation', "
-                         f"got {adapt_on!r}")
-    torch.set_num_threads(num_threads)
-    training = training or MultiTaskTraining()
-    adaptation = adaptation or Adaptation()
-    dev = resolve_device(device)
-    torch.manual_seed(seed)
-    random.seed(seed)
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    # Everything up to the first sample is checking and building: a ValueError here is a
+    # configuration refused before any compute (the runner says it in one line).
+    with refused_before_compute():
+        if adapt_on not in ("test", "validation"):
+            raise ValueError(f"pretrain_and_adapt.adapt_on must be 'test' or 'validation', "
+                             f"got {adapt_on!r}")
+        torch.set_num_threads(num_threads)
+        training = training or MultiTaskTraining()
+        adaptation = adaptation or Adaptation()
+        dev = resolve_device(device)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
 
-    split = tasks.split(seed)
-    num_train = len(split.train)
-    adapt_tasks = split.test if adapt_on == "test" else split.validation
-    if len(adapt_tasks) == 0:
-        raise ValueError(f"pretrain_and_adapt.adapt_on = {adapt_on!r} but the task split has "
-                         f"no {adapt_on} tasks")
-    train_env = env if training_env is None else training_env
-    probe = train_env(split.train[:1], np.zeros(1, np.int64))
-    obs_spec, action_dim, horizon = probe.observation_spec(), probe.action_dim, probe.episode_length
-    held_out_spec = env(adapt_tasks[:1], None).observation_spec()
-    if training_env is not None:
-        same = env(split.train[:1], np.zeros(1, np.int64))
-        if (same.observation_spec(), same.action_dim) != (obs_spec, action_dim):
-            raise ValueError(
-                f"pretrain_and_adapt.training_env sees {obs_spec} and acts in "
-                f"{action_dim} dimensions, pretrain_and_adapt.env sees "
-                f"{same.observation_spec()} and acts in {same.action_dim}: a training "
-                "environment may change the reward only")
-    learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
-    store = None if learner is None else replay(
-        num_train, obs_spec, action_dim, horizon,
-        extra_spec=learner.replay_extras)
-    if learner is None and pretrained is not None:
-        raise ValueError("pretrain_and_adapt.pretrained is set but agent is None: "
-                         "there is no agent to load it into")
+        split = tasks.split(seed)
+        num_train = len(split.train)
+        adapt_tasks = split.test if adapt_on == "test" else split.validation
+        if len(adapt_tasks) == 0:
+            raise ValueError(f"pretrain_and_adapt.adapt_on = {adapt_on!r} but the task split "
+                             f"has no {adapt_on} tasks")
+        train_env = env if training_env is None else training_env
+        probe = train_env(split.train[:1], np.zeros(1, np.int64))
+        obs_spec, action_dim = probe.observation_spec(), probe.action_dim
+        horizon = probe.episode_length
+        held_out_spec = env(adapt_tasks[:1], None).observation_spec()
+        if training_env is not None:
+            same = env(split.train[:1], np.zeros(1, np.int64))
+            if (same.observation_spec(), same.action_dim) != (obs_spec, action_dim):
+                raise ValueError(
+                    f"pretrain_and_adapt.training_env sees {obs_spec} and acts in "
+                    f"{action_dim} dimensions, pretrain_and_adapt.env sees "
+                    f"{same.observation_spec()} and acts in {same.action_dim}: a training "
+                    "environment may change the reward only")
+        learner = None if agent is None else agent(obs_spec, action_dim, num_train, device=dev)
+        store = None if learner is None else replay(
+            num_train, obs_spec, action_dim, horizon,
+            extra_spec=learner.replay_extras)
+        if learner is None and pretrained is not None:
+            raise ValueError("pretrain_and_adapt.pretrained is set but agent is None: "
+                             "there is no agent to load it into")
 
-    # Build every adaptation variant once, tiny, so a bad binding fails before any compute.
-    for make_agent in variants.values():
-        make_agent(learner, held_out_spec, action_dim, num_problems=1, device=dev)
+        # Build every adaptation variant once, tiny, so a bad binding fails before any compute.
+        for make_agent in variants.values():
+            make_agent(learner, held_out_spec, action_dim, num_problems=1, device=dev)
 
     saved = checkpointer.load()
     results: dict[str, np.ndarray] = {}
