@@ -133,6 +133,12 @@ class CheetahVelEnv(TaskEnv):
         self._ended = truncated
         return self._obs(proprio), reward, False, truncated, {"velocity": velocity}
 
+    @property
+    def model_and_data(self):
+        """(MjModel, MjData) of the simulated cheetah (what a renderer draws from)."""
+        inner = self._cheetah.unwrapped            # gymnasium's HalfCheetahEnv
+        return inner.model, inner.data
+
     def render(self, height=None, width=None, camera_id=None):
         return self._cheetah.render()
 

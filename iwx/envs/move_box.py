@@ -295,6 +295,11 @@ class MoveBoxEnv(TaskEnv):
     def physics(self):
         return self._env.physics
 
+    @property
+    def success_radius(self) -> float:
+        """Horizontal distance (m) from the pad's centre within which the box counts."""
+        return float(self._task.success_radius)
+
     def _index_physics(self) -> None:
         physics, walker = self._env.physics, self._task.walker
         model = physics.model

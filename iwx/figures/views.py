@@ -206,7 +206,7 @@ def walker(row, tasks, params, position, size, markers) -> View:
 
 def move_box(row, tasks, params, position, size, markers) -> View:
     target = row.target_position()
-    radius = float(row._task.success_radius)
+    radius = row.success_radius
     points = np.array([row.box_position()[:2], target, position[:2]])
     middle = points.mean(axis=0)
     outward = np.degrees(np.arctan2(middle[1], middle[0])) if np.linalg.norm(middle) > 0.5 \
@@ -234,8 +234,7 @@ def reach(row, tasks, params, position, size, markers) -> View:
 
 
 def cheetah(row, tasks, params, position, size, markers) -> View:
-    inner = row._cheetah.unwrapped        # gymnasium's HalfCheetahEnv: its MjModel / MjData
-    model, data = inner.model, inner.data
+    model, data = row.model_and_data
     x = float(data.qpos[0])
     goal = float(row.goal_velocity)
     camera = {"lookat": (x + 0.6, 0.0, 0.45), "distance": 4.2, "azimuth": 90.0,
