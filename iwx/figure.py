@@ -44,6 +44,17 @@ from pathlib import Path
 PREFIX = "[iwx.figure]"
 
 
+def positive_seconds(text: str) -> float:
+    """--progress-every's value: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m iwx.figure", description=__doc__.split("\n")[0])
     p.add_argument("figure", nargs="?", metavar="N",
@@ -68,6 +79,9 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at a time (default 1: a pretraining uses the machine)")
     p.add_argument("--out", help="where the figure goes (default: reports/figureN-<scale>/)")
+    p.add_argument("--progress-every", type=positive_seconds, default=None, metavar="SECONDS",
+                   help="how often to print each running run's newest progress line, when "
+                        "it changed (default 300)")
     p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
                    help="binding appended to every run (repeatable): your own override")
     return p.parse_args(argv)
@@ -188,7 +202,7 @@ def frames_command(args, spec, argv: list[str]) -> int:
 def run_and_draw(args, plan, argv: list[str]) -> int:
     from iwx.figures import collect, record
     from iwx.figures.draw import draw
-    from iwx.figures.execute import RunInterrupted, execute
+    from iwx.figures.execute import PROGRESS_S, RunInterrupted, execute
     from iwx.figures.plan import totals
     from iwx.figures.spec import SpecError
 
@@ -203,7 +217,8 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         print(f"{PREFIX} every run reused ({len(plan.runs)} runs): only redrawing", flush=True)
     try:
         outcomes = execute(missing, len(plan.runs), args.jobs,
-                           echo=lambda line: print(line, flush=True))
+                           echo=lambda line: print(line, flush=True),
+                           progress_s=args.progress_every or PROGRESS_S)
     except RunInterrupted as exc:   # a signal reached one run's own process
         print(f"{PREFIX} a run was stopped by a signal: no further run started; the "
               "same command resumes it from its checkpoint", file=sys.stderr)

@@ -170,7 +170,8 @@ def smoke(tmp_path_factory):
     """The smoke figure made once: (runs folder, out folder, the command's result)."""
     tmp = tmp_path_factory.mktemp("figure3")
     runs, out = tmp / "runs", tmp / "out"
-    args = ["3", "--scale", "smoke", "--runs-dir", runs, "--out", out, "--jobs", "2"]
+    args = ["3", "--scale", "smoke", "--runs-dir", runs, "--out", out, "--jobs", "2",
+            "--progress-every", "0.2"]
     return runs, out, args, figure(args, timeout=900)
 
 
@@ -190,6 +191,14 @@ def test_the_smoke_figure_runs_records_and_draws_every_run(smoke):
         assert (out / name).stat().st_size > 0, name
     assert len(re.findall(r"run \d/8 started", proc.stdout)) == 8
     assert len(re.findall(r"run \d/8 done in \d+ s as run \d", proc.stdout)) == 8
+    # between a run's start and end, its newest progress line (iwx.loops.progress) as it
+    # changes: the runs' own status lines, passed through with the run's number
+    passed = re.findall(r"^\[iwx\.figure\] run (\d)/8: \[(pretrain|adapt [^\]]+)\] (.*)$",
+                        proc.stdout, re.MULTILINE)
+    assert passed, proc.stdout[-3000:]
+    assert {kind for _, kind, _ in passed} >= {"pretrain"}
+    assert all(re.match(r"(start:|resumed at|done:|interrupted|\d+/\d+ \w+ \()", rest)
+               for _, _, rest in passed), passed
 
     record = read_json(out / "figure.json")
     assert [p["task"] for p in record["panels"]] == ["reach_cpu", "go_to_ring_cpu"]
@@ -412,3 +421,23 @@ def test_a_resumed_runs_compute_adds_the_segments_it_resumed_from(tmp_path):
     fresh = RecordedRun(4, str(tmp_path), "COMPLETED", {}, {}, {}, {},
                         start_time="2026-12-03T12:00:00", stop_time="2026-12-03T12:00:10")
     assert compute_of(fresh) == 10.0
+
+
+def test_the_newest_progress_line_is_read_from_the_end_of_a_runs_log(tmp_path):
+    from iwx.figures.execute import last_status
+
+    log = tmp_path / "run_1.log"
+    assert last_status(log) is None                              # not written yet
+    log.write_text("[iwx] resuming from checkpoint 'train:16' of run 3\n")
+    assert last_status(log) is None                              # no status line yet
+    log.write_text("[iwx] resuming from checkpoint 'train:16' of run 3\n"
+                   "[pretrain] resumed at 16/48 upd (33.3%)\n"
+                   "[pretrain] 24/48 upd (50.0%) 3.1 upd/s, elapsed 0:03, ETA 0:08\n"
+                   "(pid=123) a Ray worker's line [pretrain] quoted\n"
+                   "[adapt Shared Q + IW] start: 0/3 ep (0.0%)\n"
+                   "Traceback (most recent call last):\n")
+    assert last_status(log) == "[adapt Shared Q + IW] start: 0/3 ep (0.0%)"
+    # only the end of a long log is read
+    log.write_text("[pretrain] 1/2 upd (50.0%)\n" + "x" * 100 + "\n")
+    assert last_status(log, tail_bytes=50) is None
+    assert last_status(log) == "[pretrain] 1/2 upd (50.0%)"

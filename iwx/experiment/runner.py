@@ -339,17 +339,20 @@ def _close_predecessor(run_dir: Path | None, mongo: str | None) -> None:
               "python -m iwx.resync will", file=sys.stderr)
 
 
-def run_captured(spec: RunSpec) -> dict:
+def run_captured(spec: RunSpec, log_path: str | None = None) -> dict:
     """:func:`run` in a process of its own (one per run: gin's configuration and the RNGs
     are per process), its stdout / stderr captured rather than shown. Returns plain
     data: {"ok", "seconds", "reused", "run_dir", "results", "identity"} or, when the
     run failed, {"ok": False, "seconds", "error": the tail of its output, "interrupted":
-    the exit status 130 / 143 when a signal stopped it (recorded INTERRUPTED), else 0}."""
+    the exit status 130 / 143 when a signal stopped it (recorded INTERRUPTED), else 0}.
+    ``log_path``: a file its stderr goes to (progress status lines among it), for the
+    caller to follow while the run goes on; default an anonymous temporary file."""
     import time
     import traceback
 
     start = time.monotonic()
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    err_file = tempfile.TemporaryFile("w+") if log_path is None else open(log_path, "w+")
+    with tempfile.TemporaryFile("w+") as out, err_file as err:
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(out.fileno(), 1)     # what the run and anything below Python writes

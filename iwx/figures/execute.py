@@ -12,6 +12,11 @@ lets the ones already going end, and raises :class:`RunInterrupted`. A stopped r
 not a failed one, and moving on to the next would be spending the compute someone
 just asked back.
 
+While runs go on, every ``progress_s`` seconds (``--progress-every``) the command echoes
+each running run's newest progress status line when it changed (``[pretrain] 30000/80000
+upd (37.5%) 15.2 upd/s, elapsed 32:54, ETA 54:50``; iwx.loops.progress), read from the
+file the run's stderr goes to: a run of hours is never silent between its start and end.
+
 A run that adapts from another's model (``Planned.after``) starts only once that run
 has completed (at ``--jobs`` > 1 others go first); when it failed, the dependent run is
 reported failed without starting.
@@ -20,7 +25,10 @@ reported failed without starting.
 from __future__ import annotations
 
 import multiprocessing
+import re
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
@@ -28,6 +36,24 @@ from iwx.experiment.runner import run_captured
 from iwx.figures.plan import Planned
 
 PREFIX = "[iwx.figure]"
+PROGRESS_S = 300.0     # default seconds between looks at the running runs' progress
+STATUS = re.compile(r"^\[(pretrain|adapt [^\]]+)\] ")   # iwx.loops.progress's lines
+
+
+def last_status(path: str | Path, tail_bytes: int = 16384) -> str | None:
+    """The newest progress status line (``[pretrain] ...``, ``[adapt <variant>] ...``) in
+    the last ``tail_bytes`` of a run's log, stripped; None when there is none yet."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail_bytes))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(text.splitlines()):
+        if STATUS.match(line.strip()):
+            return line.strip()
+    return None
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -41,11 +67,19 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def execute(missing: list[Planned], total: int, jobs: int = 1,
-            echo: Callable[[str], None] = print) -> dict[int, dict]:
+            echo: Callable[[str], None] = print,
+            progress_s: float = PROGRESS_S) -> dict[int, dict]:
     """{planned run's number: run_captured's outcome} of every run in ``missing``;
-    ``total`` (all runs of the figure) numbers the progress lines. Raises
+    ``total`` (all runs of the figure) numbers the progress lines; every ``progress_s``
+    seconds each running run's newest status line is echoed when it changed. Raises
     :class:`RunInterrupted` once the runs going have ended, when a signal stopped one."""
+    with tempfile.TemporaryDirectory(prefix="iwx-figure-logs-") as logs:
+        return _execute(missing, total, jobs, echo, progress_s, Path(logs))
+
+
+def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, dict]:
     outcomes: dict[int, dict] = {}
+    shown: dict[int, str | None] = {}       # run number: the status line echoed last
     stopped = 0
     queue = list(missing)
     running: dict[Future, tuple[Planned, float]] = {}
@@ -73,14 +107,21 @@ def execute(missing: list[Planned], total: int, jobs: int = 1,
                     echo(f"{PREFIX} run {p.number}/{total} FAILED (not started: run "
                          f"{source.number}, its pretraining, did not complete): {p.name()}")
                     continue
-                running[pool.submit(run_captured, p.spec)] = (p, time.monotonic())
+                log = logs / f"run_{p.number}.log"
+                running[pool.submit(run_captured, p.spec, str(log))] = (p, time.monotonic())
                 echo(f"{PREFIX} run {p.number}/{total} started: {p.name()} "
                      f"(estimate {p.minutes:g} min)")
             if not running:   # nothing to wait for: stopped, or dependents failed just now
                 if stopped:
                     raise RunInterrupted(stopped, outcomes)
                 continue          # (a blocked run's pretraining is always queued or running)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=progress_s, return_when=FIRST_COMPLETED)
+            if not finished:
+                for p, _ in running.values():
+                    line = last_status(logs / f"run_{p.number}.log")
+                    if line is not None and line != shown.get(p.number):
+                        shown[p.number] = line
+                        echo(f"{PREFIX} run {p.number}/{total}: {line}")
             for future in finished:
                 p, start = running.pop(future)
                 try:

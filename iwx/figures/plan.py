@@ -170,7 +170,7 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
                              by_label[(id(panel), entry.adapt_from, seed)])
                     spec = RunSpec(gin_files=(entry.path, *entry.overlay, *panel.overlay),
                                    bindings=bindings_of(scale, panel, entry, extra), seed=seed,
-                                   runs_dir=runs_dir, mongo=mongo, progress=False, reuse=True,
+                                   runs_dir=runs_dir, mongo=mongo, progress=True, reuse=True,
                                    pretrained_from=None if after is None else after.key)
                     where = f"{figure.path}: {entry.where}"
                     try:
