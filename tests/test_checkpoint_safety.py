@@ -78,7 +78,7 @@ def test_round_trip_keeps_tensors_meta_label_and_every_rng(tmp_path):
     assert np.array_equal(other.random(4), expected[0])
     assert torch.equal(torch.rand(4), expected[1])
     assert random.random() == expected[2]
-    assert sorted(os.listdir(directory)) == ["state.pt"]
+    assert sorted(os.listdir(directory)) == ["state.json", "state.pt"]
 
 
 def _truncate(path: Path):
@@ -179,6 +179,51 @@ def test_clear_removes_both_checkpoints_and_stale_temporary_files(tmp_path):
     assert ck.load() is None
 
 
+def test_every_save_leaves_a_summary_a_reader_takes_without_loading_the_state(tmp_path):
+    """state.json: the newest save's label, time and meta (what a figure's dry run shows
+    of a run in progress), so nobody loads a state of hundreds of MB to say where it is."""
+    import datetime
+
+    from iwx.loops.checkpoint import checkpoint_summary
+
+    directory = tmp_path / "ck"
+    assert checkpoint_summary(directory) is None                # nothing saved yet
+    ck = Checkpointer(directory)
+    ck.meta = {"run_id": "7"}
+    ck.save(_state(1), "train:8")
+    summary = checkpoint_summary(directory)
+    assert summary["label"] == "train:8" and summary["run_id"] == "7"
+    saved = datetime.datetime.fromisoformat(summary["saved"])
+    assert abs((datetime.datetime.now().astimezone() - saved).total_seconds()) < 120
+    ck.save(_state(2), "train:16")
+    assert checkpoint_summary(directory)["label"] == "train:16"
+    assert ck.load()["label"] == "train:16"                   # the state says the same
+    ck.clear()
+    assert checkpoint_summary(directory) is None and not (directory / "state.json").exists()
+
+
+def test_the_holder_of_a_run_lock_is_read_without_touching_the_lock(tmp_path):
+    from iwx.experiment.run_lock import current_holder
+
+    path = tmp_path / "k.lock"
+    assert current_holder(path) is None                       # no lock file
+    with RunLock(path, key="k") as lock:
+        holder = current_holder(path)
+        assert holder["pid"] == os.getpid() and holder["key"] == "k"
+        assert lock.held
+    assert current_holder(path) is None                       # released: the file is empty
+    # a holder killed outright leaves its description behind; its process is gone
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path.write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "key": "k"}))
+    assert current_holder(path) is None
+    # a holder on another host cannot be checked from here: it is reported as it says
+    path.write_text(json.dumps({"pid": 1, "host": "elsewhere", "key": "k"}))
+    assert current_holder(path)["host"] == "elsewhere"
+    with RunLock(path, key="k"):                              # and the lock itself is free
+        pass
+
+
 # -- saves the operating system refuses ---------------------------------------------------
 
 class _NoSpace:
@@ -198,7 +243,7 @@ def test_a_failed_save_names_the_path_and_keeps_the_old_checkpoint(tmp_path):
     assert info.value.errno == errno.ENOSPC
     assert str(directory / "state.pt") in str(info.value)
     assert "No space left on device" in str(info.value)
-    assert sorted(os.listdir(directory)) == ["state.pt"]          # no temporary file
+    assert sorted(os.listdir(directory)) == ["state.json", "state.pt"]          # no temporary file
     assert (directory / "state.pt").read_bytes() == before
     assert Checkpointer(directory).load()["label"] == "one"
 
@@ -230,7 +275,7 @@ def _check_refused(out: str, directory: Path, code: int):
     assert str(directory / "state.pt") in report["error"]["message"]
     assert os.strerror(code) in report["error"]["message"]
     assert "enforce fail" not in report["error"]["message"]
-    assert report["files"] == ["state.pt"]          # temporary file removed
+    assert report["files"] == ["state.json", "state.pt"]   # temporary file removed
     assert report["label"] == "small"               # the previous checkpoint is untouched
 
 

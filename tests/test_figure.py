@@ -143,6 +143,34 @@ def test_dry_run_lists_every_run_with_its_estimate_and_runs_nothing(tmp_path, sc
     assert not runs.exists()
 
 
+def test_dry_run_says_which_run_is_going_now_and_which_resumes(tmp_path, monkeypatch):
+    """A figure spans sessions: its dry run shows a run another process is running (its
+    lock's holder) and one stopped with a checkpoint (the checkpoint's summary)."""
+    import os
+
+    from iwx.experiment.run_lock import RunLock, lock_path
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import load
+    from iwx.loops.checkpoint import Checkpointer
+
+    monkeypatch.chdir(ROOT)
+    runs = tmp_path / "runs"
+    plan = make_plan(load(SPEC), "smoke", runs_dir=str(runs))
+    going, stopped = plan.runs[0], plan.runs[1]
+    ck = Checkpointer(runs / "_checkpoints" / stopped.key)
+    ck.meta = {"run_id": "3"}
+    ck.save({"phase": "train"}, "train:8")
+    with RunLock(lock_path(runs, going.key), key=going.key):
+        proc = figure(["3", "--dry-run", "--scale", "smoke", "--runs-dir", runs])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith(("reach_cpu", "go_to_ring_cpu"))]
+    assert len(rows) == len(plan.runs)
+    assert re.search(rf"running now \(pid {os.getpid()} since \d\d-\d\d \d\d:\d\d\)", rows[0])
+    assert re.search(r"resumes from train:8 \(saved \d\d-\d\d \d\d:\d\d\)", rows[1])
+    assert all("will run" in row for row in rows[2:])
+
+
 def test_runs_picks_runs_by_label_or_gin_file_in_every_panel(tmp_path):
     from iwx.figures.plan import run_name
 

@@ -174,6 +174,29 @@ class RunLock:
                 "finish, or stop it and rerun (the rerun resumes from its checkpoint).")
 
 
+def current_holder(path: str | os.PathLike) -> dict | None:
+    """The description of the process holding the lock at ``path``, read without taking
+    or testing the lock (which would make a run starting that instant fail): the file's
+    holder, if it names a process alive on this host (or another host, which cannot be
+    checked from here). None when free: a released lock is empty, a killed holder's
+    process is gone."""
+    try:
+        holder = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or "pid" not in holder:
+        return None
+    if holder.get("host") != socket.gethostname():
+        return holder
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        pass        # alive but not ours (PermissionError), or unreadable: say what it says
+    return holder
+
+
 def _read_holder(fd: int) -> dict:
     """The holder's description in the lock file; {} if unreadable. The holder may be
     writing it this instant, so a torn read is retried a few times."""

@@ -21,6 +21,7 @@ the mirror copies; its results.json is read from GridFS when drawing).
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -261,6 +262,35 @@ def short_bindings(bindings: Sequence[str], width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def progress_of(p: Planned) -> str | None:
+    """Where a run not yet completed stands, from its lock and checkpoint summary:
+    'running now (pid 8562 since 22:44; checkpoint train:15000 at 23:06)', 'resumes
+    from train:15000 (saved 23:06)'; None when it has neither (it will start afresh)."""
+    from iwx.experiment.run_lock import current_holder, lock_path
+    from iwx.loops.checkpoint import checkpoint_summary
+
+    runs_dir = Path(p.spec.runs_dir)
+    holder = current_holder(lock_path(runs_dir, p.key))
+    saved = checkpoint_summary(runs_dir / "_checkpoints" / p.key)
+    at = "" if saved is None else f"{saved.get('label')} at {clock(saved.get('saved'))}"
+    if holder is not None:
+        host = "" if holder.get("host") in (None, socket.gethostname()) else \
+            f" on {holder.get('host')}"
+        return (f"running now (pid {holder.get('pid')}{host} since "
+                f"{clock(holder.get('started'))}" + (f"; checkpoint {at})" if at else ")"))
+    if saved is not None:
+        return f"resumes from {saved.get('label')} (saved {clock(saved.get('saved'))})"
+    return None
+
+
+def clock(iso) -> str:
+    """'2026-12-04T23:06:10+00:00' -> '12-04 23:06' (as written; '?' when missing)."""
+    if not isinstance(iso, str) or "T" not in iso:
+        return "?"
+    day, time = iso.split("T", 1)
+    return f"{day[5:]} {time[:5]}"
+
+
 def table(plan: Plan) -> str:
     """The dry run's table: one row per run, its status and estimate, then the totals."""
     header = ["panel", "gin files", "seed", "bindings (panel + run + --gin_param)", "status",
@@ -268,8 +298,9 @@ def table(plan: Plan) -> str:
     rows = []
     for p in plan.runs:
         own = (*p.panel.bindings, *p.entry.bindings, *plan.extra)
-        status = (f"reused: {p.done.where()}" if p.done else "will run" if p.after is None
-                  else f"will run, from run {p.after.number}'s model")
+        status = (f"reused: {p.done.where()}" if p.done else progress_of(p) or
+                  ("will run" if p.after is None
+                   else f"will run, from run {p.after.number}'s model"))
         rows.append([p.panel.task, " + ".join(p.files), str(p.seed), short_bindings(own),
                      status, f"{p.minutes:g}"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]

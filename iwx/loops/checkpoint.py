@@ -123,6 +123,12 @@ class Checkpointer:
     def previous_path(self) -> Path | None:
         return None if self.directory is None else self.directory / "state.prev.pt"
 
+    @property
+    def summary_path(self) -> Path | None:
+        """``state.json``: the label and time of the newest save, for a reader that must
+        not load ``state.pt`` (hundreds of MB with a replay) to say where a run is."""
+        return None if self.directory is None else self.directory / "state.json"
+
     def preload(self, state: dict | None) -> None:
         """Hand the next :meth:`load` a state this process already loaded (the runner
         loads before the run is recorded, the pipeline again inside it): that load
@@ -198,6 +204,7 @@ class Checkpointer:
             raise _named(exc, f"cannot install the new checkpoint {self.path}") from exc
         self._current_ok = True
         self.last_label = label
+        self._write_summary(label)
         if self.kill_at is not None and self.kill_at == label:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -206,10 +213,27 @@ class Checkpointer:
         files left by saves that were killed."""
         if self.directory is None:
             return
-        for path in (self.path, self.previous_path, *self.directory.glob("state*.tmp")):
+        for path in (self.path, self.previous_path, self.summary_path,
+                     *self.directory.glob("state*.tmp")):
             path.unlink(missing_ok=True)
         self._current_ok = None
         self._preloaded = None
+
+    def _write_summary(self, label: str) -> None:
+        """``state.json`` beside the new ``state.pt`` (best effort: it only informs; a
+        kill between the two leaves the previous save's summary, never a wrong state)."""
+        import datetime
+        import json
+
+        summary = {"label": label, **{k: v for k, v in self.meta.items()
+                                      if isinstance(v, (str, int, float))},
+                   "saved": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        tmp = self.summary_path.with_suffix(".json.tmp")
+        try:
+            tmp.write_text(json.dumps(summary) + "\n")
+            os.replace(tmp, self.summary_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def _write_temporary(self, payload: dict) -> Path:
         """A complete, fsynced checkpoint file next to state.pt, under a unique name."""
@@ -244,6 +268,21 @@ class Checkpointer:
         if line not in self._warned:     # the runner and the pipeline both load
             self._warned.add(line)
             print(line, file=sys.stderr, flush=True)
+
+
+def checkpoint_summary(directory: str | os.PathLike) -> dict | None:
+    """What ``state.json`` says of the newest checkpoint in ``directory`` ({"label",
+    "saved", "run_id", ...}), or None when there is no checkpoint (or no summary)."""
+    import json
+
+    directory = Path(directory)
+    if not (directory / "state.pt").exists() and not (directory / "state.prev.pt").exists():
+        return None
+    try:
+        summary = json.loads((directory / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def read_checkpoint(path: Path) -> tuple[dict | None, str | None]:
