@@ -246,6 +246,27 @@ def test_the_smoke_figure_runs_records_and_draws_every_run(smoke):
                    f"{hand_table_cell(results, variant, 3)} |" in table
     assert record["compute_seconds"] == pytest.approx(
         sum(r["compute_seconds"] for r in record["runs"]))
+    # whether each training was still rising at its end (iwx.results.plateau), checked
+    # against scipy's Welch interval on the run's own series: 16 updates logged every 4,
+    # so 2 points a stretch; From Scratch trains nothing and has no row
+    from scipy import stats as scipy_stats
+
+    trained = [row for row in record["runs"]
+               if "train/return" in read_json(ran_figure_run(row) / "series.json")]
+    assert len(trained) == 6 and len(record["plateaus"]) == 6
+    for row, check in zip(trained, record["plateaus"]):
+        assert (check["panel"], check["label"], str(check["run_id"])) == \
+            (row["panel"], row["label"], str(row["run_id"]))
+        values = read_json(ran_figure_run(row) / "series.json")["train/return"]["values"]
+        assert len(values) == 4 and check["points"] == 2 and check["updates"] == 16
+        before, last = values[:2], values[2:]
+        assert check["change"] == pytest.approx(np.mean(last) - np.mean(before))
+        if np.var(before) + np.var(last) > 0:
+            low, high = scipy_stats.ttest_ind(last, before, equal_var=False) \
+                .confidence_interval(0.95)
+            assert check["ci95"] == pytest.approx((high - low) / 2, rel=1e-6)
+        assert check["rising"] == (check["change"] - check["ci95"] > 0)
+    assert "still rising?" in (out / "README.md").read_text()
     assert record["compute_seconds"] > 0
     # the training of every run that trained (From Scratch does not), per panel
     for metric in ("train/success", "train/return"):

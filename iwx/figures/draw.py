@@ -44,6 +44,7 @@ import numpy as np
 
 from iwx.experiment.store import RecordedRun
 from iwx.figures.plan import Plan
+from iwx.figures.plateaus import plateau_rows
 from iwx.figures.spec import PanelSpec, SpecError
 from iwx.results import curves, figures, report_text
 from iwx.results.curves import ORACLE, Line
@@ -75,6 +76,7 @@ class Drawing:
     table: str
     files: list[Path]
     kind: str = "adaptation"
+    plateaus: list[dict] = dataclasses.field(default_factory=list)   # plateau_rows
 
     def numbers(self, line: Line, last: int) -> dict:
         """The table's numbers of one of ``panels``' lines, as this kind computes them."""
@@ -161,7 +163,8 @@ def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawin
             note=report_text.adaptation_note(all_lines), integer_x=True)
     training, x_names = training_lines(plan, records)
     files += draw_training(plan, training, x_names, out)
-    return Drawing(drawings, training, x_names, table(plan, drawings), files)
+    return Drawing(drawings, training, x_names, table(plan, drawings), files,
+                   plateaus=plateau_rows(plan, records))
 
 
 def heading(plan: Plan) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from iwx.experiment.headline import short_uid
 from iwx.experiment.store import RecordedRun, is_mongo_url, sacred_time
 from iwx.figures.draw import Drawing
+from iwx.figures.plateaus import plateau_table
 from iwx.figures.plan import Plan, Planned
 
 
@@ -96,6 +97,7 @@ def figure_record(plan: Plan, drawing: Drawing, rows: list[dict]) -> dict:
         "training": {metric: [line.series() for line in lines]
                      for metric, lines in drawing.training.items()},
         "training_x": drawing.x_names,
+        "plateaus": drawing.plateaus,
         "table": drawing.table,
         "runs": rows,
         "compute_seconds": sum(r.get("compute_seconds") or 0.0 for r in rows),
@@ -140,6 +142,12 @@ def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
             md += [f"Pretraining / meta-training, `{metric}` against "
                    f"{' / '.join(sorted(set(drawing.x_names.values())))}:", "",
                    f"![{metric}]({filename})", ""]
+    if drawing.plateaus:
+        md += ["Was each training still rising when its budget ended? `train/return`, the "
+               "mean of the last 20% of the logged points against the 20% before them, "
+               "Welch 95% CI of the change (iwx.results.plateau); **yes** where the change "
+               "is above zero by more than its interval:", "",
+               plateau_table(drawing.plateaus), ""]
     md += ["| panel | run | seed | record | uid | how | compute |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         where = r.get("dir") or (f"run {r['run_id']} in {r['source']}" if "run_id" in r else "—")

@@ -1,0 +1,51 @@
+"""iwx.results.plateau: the end of a training series against the stretch before it,
+checked against hand computations (float64, as series.json's values are read)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iwx.results.plateau import plateau
+
+
+def test_two_points_a_stretch_by_hand():
+    # n = 10, fraction 0.2: k = 2; before = [4, 6] (mean 5, s² = 2), last = [7, 9]
+    # (mean 8, s² = 2). se = √(2/2 + 2/2) = √2; Welch df = (1 + 1)² / (1²/1 + 1²/1) = 2;
+    # t(0.975, 2) = 4.302653 -> half-width 6.084933. Change 3 < 6.08: not rising.
+    values = [0, 0, 0, 0, 0, 0, 4, 6, 7, 9]
+    got = plateau(values)
+    assert got["points"] == 2 and got["before"] == 5.0 and got["last"] == 8.0
+    assert got["change"] == 3.0
+    assert got["ci95"] == pytest.approx(4.302653 * np.sqrt(2), rel=1e-6)
+    assert got["rising"] is False
+
+
+def test_five_points_a_stretch_by_hand_still_rising():
+    # n = 25: k = 5; before = 1..5 (mean 3, s² = 2.5), last = 11..15 (mean 13, s² = 2.5).
+    # se = √(0.5 + 0.5) = 1; df = (1)² / (0.25/4 + 0.25/4) = 8; t(0.975, 8) = 2.306004.
+    values = list(range(-14, 1)) + [1, 2, 3, 4, 5] + [11, 12, 13, 14, 15]
+    got = plateau(values)
+    assert got["points"] == 5 and got["before"] == 3.0 and got["last"] == 13.0
+    assert got["ci95"] == pytest.approx(2.306004, rel=1e-6)
+    assert got["change"] == 10.0 and got["rising"] is True
+
+
+def test_unequal_spreads_use_welchs_degrees_of_freedom():
+    # k = 2: before = [0, 2] (s² = 2), last = [10, 10] (s² = 0): se = 1, df = 1,
+    # t(0.975, 1) = 12.706205: the change 9 is inside it.
+    got = plateau([0, 0, 0, 2, 10, 10], fraction=0.34)
+    assert got["points"] == 2
+    assert got["ci95"] == pytest.approx(12.706205, rel=1e-6) and got["rising"] is False
+
+
+def test_a_flat_series_is_a_plateau_and_nans_are_dropped():
+    got = plateau([1.0, np.nan, 1.0, 1.0, 1.0, 1.0])
+    assert got == {"points": 2, "before": 1.0, "last": 1.0, "change": 0.0, "ci95": 0.0,
+                   "rising": False}
+
+
+def test_too_short_a_series_says_nothing_and_a_bad_fraction_is_refused():
+    assert plateau([1.0, 2.0, 3.0]) is None
+    with pytest.raises(ValueError, match="fraction must be in"):
+        plateau(range(10), fraction=0.6)
