@@ -28,9 +28,9 @@ import multiprocessing
 import re
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 
 from iwx.experiment.runner import run_captured
 from iwx.figures.plan import Planned
