@@ -19,7 +19,8 @@ def figure(args):
 @pytest.mark.parametrize("number, scales", [(2, ["cpu", "smoke"]),
                                             (4, ["cpu", "smoke"]),
                                             (7, ["cpu", "paper", "smoke"]),
-                                            ("mixture_prior", ["cpu", "smoke"])])
+                                            ("mixture_prior", ["cpu", "smoke"]),
+                                            ("adaptation_length", ["cpu", "smoke"])])
 def test_every_scale_plans_without_running(tmp_path, number, scales):
     from iwx.figures import spec
 
@@ -56,6 +57,8 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
     assert base_keys(7, iwpl) == three
     assert base_keys(4, {t: "IWPL, many tasks" for t in iwpl}) == three
     assert base_keys("mixture_prior", {"point_nav": "-", "reach_cpu": "Gaussian π0"}) == \
+        {"reach_cpu": three["reach_cpu"]}
+    assert base_keys("adaptation_length", {"reach_cpu": "IWPL"}) == \
         {"reach_cpu": three["reach_cpu"]}
 
 
@@ -116,8 +119,9 @@ def test_a_figure_name_must_be_its_files_name(tmp_path, name, words):
 @pytest.mark.parametrize("number, labels", [
     (2, ["Shared Q + IW", "IW", "RL²", "PEARL*", "From Scratch"]),
     (7, ["Shared Q + IW", "IW", "ψ without π0"]),
+    ("adaptation_length", ["Shared Q + IW", "IW", "Shared Q"]),     # DISTRAL left out
 ])
-def test_figures_2_and_7_run_end_to_end_at_the_smoke_scale(tmp_path, number, labels):
+def test_figures_2_7_and_a_longer_adaptation_run_end_to_end_at_the_smoke_scale(tmp_path, number, labels):
     runs, out = tmp_path / "runs", tmp_path / "out"
     proc = figure([number, "--scale", "smoke", "--runs-dir", runs, "--out", out])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -129,6 +133,9 @@ def test_figures_2_and_7_run_end_to_end_at_the_smoke_scale(tmp_path, number, lab
         pearl = Path(next(r["dir"] for r in record["runs"] if r["label"] == "PEARL*"))
         assert all(v < 0 for v in read_json(pearl / "series.json")["train/return"]["values"])
         assert all(line["window"] == 2 for line in panel["lines"])   # the panel's own
-    else:                 # the ablation loaded the pretraining's model
+    else:                 # the ablation / the longer adaptation loaded the pretraining's model
         base, ablation = (Path(r["dir"]) for r in record["runs"])
         assert read_json(ablation / "info.json")["pretrained_from"]["run_id"] == base.name
+    if number == "adaptation_length":   # its own episode count, not the pretraining's
+        assert all(len(line["mean"]) == 3 for line in panel["lines"])
+        assert list(read_json(ablation / "results.json")["returns"]) == labels
