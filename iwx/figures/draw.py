@@ -100,10 +100,10 @@ def panel_lines(plan: Plan, panel: PanelSpec, records: dict[int, RecordedRun]) -
     labels ('IWPL · Shared Q + IW')."""
     lines = []
     for entry in panel.runs:
+        if entry.draws_nothing:
+            continue
         runs = [records[p.number] for p in plan.of(panel, entry) if p.number in records]
         if not runs:
-            continue
-        if entry.draws_nothing:
             continue
         wanted = [] if entry.variants is None else [name for name, _ in entry.variants]
         found = curves.adaptation_lines({entry.label: runs}, panel.window or plan.scale.window,
