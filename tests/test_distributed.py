@@ -80,11 +80,14 @@ def test_every_method_trains_distributed_and_adapts(ray_context, tmp_path, metho
 
 def test_a_killed_actor_is_restarted_and_the_run_completes(ray_context, tmp_path,
                                                            monkeypatch):
-    # actor 0 SIGKILLs its own process when it starts its first episode. (Its third, as
-    # this test had it, raced the learner: on a loaded machine actor 1 played most of the
-    # run's 11 episodes, actor 0 never reached its third, and nothing died.)
+    # The only actor SIGKILLs its own process when it starts its first episode, so the
+    # learner cannot finish without seeing the death. (With two actors this raced: on a
+    # loaded CI machine actor 1 played the whole 96-update run before Ray reported actor
+    # 0's death, and the run completed with 0 restarts logged.)
     monkeypatch.setenv("IWX_KILL_ACTOR_AT_EPISODE", "0")
-    run = run_in_process(tmp_path, "iwpl", ["MultiTaskTraining.updates = 96"])
+    run = run_in_process(tmp_path, "iwpl", ["MultiTaskTraining.updates = 96",
+                                            "DistributedTraining.actors = 1"])
+    assert read_json(run / "config.json")["bindings"]["DistributedTraining"]["actors"] == 1
     assert read_json(run / "run.json")["status"] == "COMPLETED"
     _, restarts = metric(run, "train/actor_restarts")
     assert restarts[-1] == 1        # exactly one: the new actor 0 did not die as well
