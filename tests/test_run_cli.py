@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 
 import numpy as np
 import pytest
@@ -80,8 +82,17 @@ def test_run_is_recorded_with_gin_text_bindings_metrics_and_checkpoint(recorded)
     assert record["result"]["IW/last3"] == float(f"{summary:.3g}")
     assert set(record["result"]) >= {"Shared Q + IW/last3", "IW/oracle_%", "train/final_return"}
     # the package's sources are recorded, under their place in the package
+    # (every module, stored by its content), and the commit and dirtiness git reports now
     sources = dict(record["experiment"]["sources"])
-    assert {"iwx/loops/training.py", "iwx/experiment/runner.py"} <= set(sources)
+    assert set(sources) == {p.relative_to(ROOT).as_posix() for p in (ROOT / "iwx").rglob("*.py")}
+    digest = hashlib.md5((ROOT / "iwx/loops/training.py").read_bytes()).hexdigest()
+    assert sources["iwx/loops/training.py"] == f"_sources/training_{digest}.py"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:      # a checkout with a commit (not an unpacked archive)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=ROOT, capture_output=True, text=True, check=True)
+        repositories = {(r["commit"], r["dirty"]) for r in record["experiment"]["repositories"]}
+        assert repositories == {(head.stdout.strip(), bool(status.stdout.strip()))}
 
     model = torch.load(run / "model.pt", weights_only=False)
     assert {"prior", "critic"} <= set(model)
