@@ -159,7 +159,7 @@ def test_dry_run_says_which_run_is_going_now_and_which_resumes(tmp_path, monkeyp
     going, stopped = plan.runs[0], plan.runs[1]
     ck = Checkpointer(runs / "_checkpoints" / stopped.key)
     ck.meta = {"run_id": "3"}
-    ck.save({"phase": "train"}, "train:8")
+    ck.save({"phase": "train"}, "train:4")
     with RunLock(lock_path(runs, going.key), key=going.key):
         proc = figure(["3", "--dry-run", "--scale", "smoke", "--runs-dir", runs])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -167,8 +167,15 @@ def test_dry_run_says_which_run_is_going_now_and_which_resumes(tmp_path, monkeyp
             if line.startswith(("reach_cpu", "go_to_ring_cpu"))]
     assert len(rows) == len(plan.runs)
     assert re.search(rf"running now \(pid {os.getpid()} since \d\d-\d\d \d\d:\d\d\)", rows[0])
-    assert re.search(r"resumes from train:8 \(saved \d\d-\d\d \d\d:\d\d\)", rows[1])
+    assert re.search(r"resumes from train:4 \(saved \d\d-\d\d \d\d:\d\d\)", rows[1])
     assert all("will run" in row for row in rows[2:])
+    # The estimate of a resumed run drops by the share of its pretraining checkpointed:
+    # train:4 of the smoke scale's 16 updates leaves 3/4 of its 0.3 minutes.
+    assert stopped.updates == 16 and stopped.minutes == 0.3
+    assert rows[1].rstrip().endswith("0.225 of 0.3")
+    assert rows[0].rstrip().endswith("  0.3") and rows[2].rstrip().endswith("  0.3")
+    total = sum(p.minutes for p in plan.runs) - 0.3 / 4
+    assert f"{len(plan.runs)} to run, about {total:.3g} min" in proc.stdout   # 2.33
 
 
 def test_runs_picks_runs_by_label_or_gin_file_in_every_panel(tmp_path):

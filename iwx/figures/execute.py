@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from iwx.experiment.runner import run_captured
-from iwx.figures.plan import Planned
+from iwx.figures.plan import Planned, minutes_text
 
 PREFIX = "[iwx.figure]"
 PROGRESS_S = 300.0     # default seconds between looks at the running runs' progress
@@ -109,8 +109,11 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                     continue
                 log = logs / f"run_{p.number}.log"
                 running[pool.submit(run_captured, p.spec, str(log))] = (p, time.monotonic())
+                left = p.minutes_left()
+                resumed = (f", {minutes_text(left)} left after its checkpoint"
+                           if left < p.minutes else "")
                 echo(f"{PREFIX} run {p.number}/{total} started: {p.name()} "
-                     f"(estimate {p.minutes:g} min)")
+                     f"(estimate {p.minutes:g} min{resumed})")
             if not running:   # nothing to wait for: stopped, or dependents failed just now
                 if stopped:
                     raise RunInterrupted(stopped, outcomes)
@@ -132,8 +135,8 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                 outcomes[p.number] = outcome
                 pending.discard(p.number)
                 stopped = stopped or outcome.get("interrupted", 0)
-                left = sum(q.minutes for q in queue) + sum(q.minutes for q, _ in
-                                                           running.values())
+                left = sum(q.minutes_left() for q in queue) + \
+                    sum(q.minutes_left() for q, _ in running.values())
                 echo(f"{PREFIX} run {p.number}/{total} {status(outcome)}: {p.name()}; "
                      f"{left_text(left, len(queue) + len(running), jobs)}")
             if stopped and not running:
@@ -159,7 +162,7 @@ def _run_id(outcome: dict) -> str:
 def left_text(minutes: float, runs: int, jobs: int) -> str:
     if not runs:
         return "nothing left to run"
-    wall = f", about {minutes / max(1, min(jobs, runs)):g} min at --jobs {jobs}" \
+    wall = f", about {minutes_text(minutes / max(1, min(jobs, runs)))} min at --jobs {jobs}" \
         if jobs > 1 else ""
-    return (f"{runs} run{'s' if runs > 1 else ''} left, about {minutes:g} min of compute "
-            f"(estimate{wall})")
+    return (f"{runs} run{'s' if runs > 1 else ''} left, about {minutes_text(minutes)} min of "
+            f"compute (estimate{wall})")

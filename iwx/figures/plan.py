@@ -54,10 +54,28 @@ class Planned:
     identity: dict
     done: Done | None = None
     after: Planned | None = None  # the planned run whose model it adapts from
+    updates: int | None = None    # its pretraining's learner updates (None: it does not train)
 
     @property
     def minutes(self) -> float:
         return self.entry.minutes
+
+    def minutes_left(self) -> float:
+        """Its estimate less the pretraining it has checkpointed: a run whose newest
+        checkpoint is ``train:N`` of ``updates`` has ``minutes × (1 − N / updates)`` left
+        (its adaptation counted as not started); any other run, all of ``minutes``."""
+        from iwx.loops.checkpoint import checkpoint_summary
+
+        if self.done is not None:
+            return 0.0
+        if not self.updates:
+            return self.minutes
+        saved = checkpoint_summary(Path(self.spec.runs_dir) / "_checkpoints" / self.key)
+        label = "" if saved is None else str(saved.get("label") or "")
+        phase, _, count = label.partition(":")
+        if phase != "train" or not count.isdigit():
+            return self.minutes
+        return self.minutes * max(0.0, 1.0 - int(count) / self.updates)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -85,7 +103,8 @@ class Plan:
         return [p for p in self.runs if p.done is not None]
 
     def minutes_to_run(self) -> float:
-        return sum(p.minutes for p in self.missing())
+        """The estimates of the runs still to run, less what their checkpoints hold."""
+        return sum(p.minutes_left() for p in self.missing())
 
     def of(self, panel: PanelSpec, entry: RunEntry | None = None) -> list[Planned]:
         return [p for p in self.runs
@@ -180,7 +199,8 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
                         raise SpecError(f"{where} (seed {seed}): configuration error: "
                                         f"{one_line(exc)}") from None
                     planned = Planned(len(runs) + 1, panel, entry, seed, spec, prepared.key,
-                                      dict(prepared.identity), after=after)
+                                      dict(prepared.identity), after=after,
+                                      updates=None if after else training_updates())
                     by_label[(id(panel), entry.label, seed)] = planned
                     if prepared.identity.get("task") != panel.task:
                         raise SpecError(
@@ -210,6 +230,28 @@ def one_line(exc: Exception) -> str:
     command-line bindings, so gin's '--gin_param' is called what it is here."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return text.removeprefix("--gin_param ").replace("--gin_param number", "binding number")
+
+
+def training_updates() -> int | None:
+    """The learner updates of the pretraining the live gin configuration binds:
+    ``DistributedTraining.updates`` where bound, else ``MultiTaskTraining.updates`` (its
+    default when unbound). None when neither is a positive integer."""
+    import inspect
+
+    import gin
+
+    from iwx.loops.training import MultiTaskTraining
+
+    for name in ("DistributedTraining.updates", "MultiTaskTraining.updates"):
+        try:
+            value = gin.query_parameter(name)
+        except ValueError:      # not bound
+            continue
+        if value is not None:
+            break
+    else:
+        value = inspect.signature(MultiTaskTraining.__init__).parameters["updates"].default
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def find_done(plan: Plan) -> None:
@@ -301,8 +343,11 @@ def table(plan: Plan) -> str:
         status = (f"reused: {p.done.where()}" if p.done else progress_of(p) or
                   ("will run" if p.after is None
                    else f"will run, from run {p.after.number}'s model"))
+        left = p.minutes_left()
+        estimate = f"{p.minutes:g}" if p.done or left == p.minutes else \
+            f"{minutes_text(left)} of {p.minutes:g}"
         rows.append([p.panel.task, " + ".join(p.files), str(p.seed), short_bindings(own),
-                     status, f"{p.minutes:g}"])
+                     status, estimate])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa
     out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
@@ -312,10 +357,15 @@ def table(plan: Plan) -> str:
     return "\n".join(out)
 
 
+def minutes_text(minutes: float) -> str:
+    """'57' for 57.0 or 57.4, '0.225' below 10 minutes: an estimate, not a measurement."""
+    return f"{minutes:.0f}" if minutes >= 10 else f"{minutes:.3g}"
+
+
 def totals(plan: Plan) -> str:
     missing, reused = plan.missing(), plan.reused()
     minutes = plan.minutes_to_run()
     hours = f" ≈ {minutes / 60:.1f} h" if minutes >= 120 else ""
     runs = f"{len(plan.runs)} run" + ("" if len(plan.runs) == 1 else "s")
     return (f"{runs}: {len(reused)} reused, {len(missing)} to run, about "
-            f"{minutes:g} min{hours} of compute to run (estimate)")
+            f"{minutes_text(minutes)} min{hours} of compute to run (estimate)")
