@@ -1,5 +1,6 @@
-"""Figures 2, 4 and 7 and iwx's own mixture_prior figure (issue 18): their specs at every
-scale, figures 4 and 7 (and the mixture's Reach line) reusing figure 3's pretraining by
+"""Figures 2, 4 and 7 and iwx's own mixture_prior, adaptation_length and ablation_radius
+figures (issue 18): their specs at every scale, figures 4 and 7 (and the mixture's Reach
+line, the longer adaptation and the radius ablation) reusing figure 3's pretraining by
 key, figure 4 and the mixture figure end to end at the smoke scale (adapt_from, the
 fine-tuning variant, relabelled lines, a named spec), Sacred's records read back."""
 
@@ -20,7 +21,8 @@ def figure(args):
                                             (4, ["cpu", "smoke"]),
                                             (7, ["cpu", "paper", "smoke"]),
                                             ("mixture_prior", ["cpu", "smoke"]),
-                                            ("adaptation_length", ["cpu", "smoke"])])
+                                            ("adaptation_length", ["cpu", "smoke"]),
+                                            ("ablation_radius", ["cpu", "smoke"])])
 def test_every_scale_plans_without_running(tmp_path, number, scales):
     from iwx.figures import spec
 
@@ -59,6 +61,8 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
     assert base_keys("mixture_prior", {"point_nav": "-", "reach_cpu": "Gaussian π0"}) == \
         {"reach_cpu": three["reach_cpu"]}
     assert base_keys("adaptation_length", {"reach_cpu": "IWPL"}) == \
+        {"reach_cpu": three["reach_cpu"]}
+    assert base_keys("ablation_radius", {"reach_cpu": "IWPL"}) == \
         {"reach_cpu": three["reach_cpu"]}
 
 
@@ -120,6 +124,7 @@ def test_a_figure_name_must_be_its_files_name(tmp_path, name, words):
     (2, ["Shared Q + IW", "IW", "RL²", "PEARL*", "From Scratch"]),
     (7, ["Shared Q + IW", "IW", "ψ without π0"]),
     ("adaptation_length", ["Shared Q + IW", "IW", "Shared Q"]),     # DISTRAL left out
+    ("ablation_radius", ["Shared Q + IW", "IW", "ψ without π0"]),
 ])
 def test_figures_2_7_and_a_longer_adaptation_run_end_to_end_at_the_smoke_scale(tmp_path, number, labels):
     runs, out = tmp_path / "runs", tmp_path / "out"
@@ -139,3 +144,6 @@ def test_figures_2_7_and_a_longer_adaptation_run_end_to_end_at_the_smoke_scale(t
     if number == "adaptation_length":   # its own episode count, not the pretraining's
         assert all(len(line["mean"]) == 3 for line in panel["lines"])
         assert list(read_json(ablation / "results.json")["returns"]) == labels
+    if number == "ablation_radius":     # the paper's radius for the adaptation only
+        assert "ReachEnv.radius = 0.1\n" in (base / "operative_config.gin").read_text()
+        assert "ReachEnv.radius = 0.05\n" in (ablation / "operative_config.gin").read_text()
