@@ -56,7 +56,11 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
     iwpl = {"reach_cpu": "IWPL", "go_to_ring_cpu": "IWPL"}
     three = base_keys(3, iwpl)
     assert len(three) == 2
-    assert base_keys(7, iwpl) == three
+    seven = base_keys(7, {**iwpl, "point_nav": "IWPL"})
+    assert {task: seven[task] for task in iwpl} == three
+    # figure 7's navigation panel adapts from the mixture figure's Gaussian pretraining
+    assert seven["point_nav"] == base_keys(
+        "mixture_prior", {"point_nav": "Gaussian π0", "reach_cpu": "-"})["point_nav"]
     assert base_keys(4, {t: "IWPL, many tasks" for t in iwpl}) == three
     assert base_keys("mixture_prior", {"point_nav": "-", "reach_cpu": "Gaussian π0"}) == \
         {"reach_cpu": three["reach_cpu"]}
