@@ -37,6 +37,11 @@ LAST = 3
 PAIR = ("Shared Q + IW", "ψ without π0")   # the matched comparison
 
 
+def mean(values: np.ndarray) -> str:
+    """The mean to 2 decimals, or '—' for no values (no adaptation in that group)."""
+    return f"{values.mean():.2f}" if values.size else "—"
+
+
 def records(run_dirs: list[str]) -> None:
     for run in run_dirs:
         results = json.loads((Path(run) / "results.json").read_text())
@@ -48,18 +53,17 @@ def records(run_dirs: list[str]) -> None:
             r = np.asarray(returns, dtype=float)          # [tasks, seeds, episodes]
             found = (r[..., :explore] > 0).any(axis=-1)
             last = r[..., -LAST:].mean(axis=-1)
-            lost = last[~found].mean() if (~found).any() else float("nan")
             print(f"  {variant:16s} {found.mean():6.2f} {last.mean():12.2f} "
-                  f"{last[found].mean():8.2f} (n={found.sum():2d}) {lost:7.2f} "
+                  f"{mean(last[found]):>8s} (n={found.sum():2d}) {mean(last[~found]):>7s} "
                   f"(n={(~found).sum():2d})")
         if all(v in results["returns"] for v in PAIR):
             both = np.ones_like(found)
             for v in PAIR:
                 both &= (np.asarray(results["returns"][v], float)[..., :explore] > 0).any(-1)
-            means = {v: np.asarray(r, float)[..., -LAST:].mean(-1)[both].mean()
+            means = {v: mean(np.asarray(r, float)[..., -LAST:].mean(-1)[both])
                      for v, r in results["returns"].items()}
             print(f"  where both {' and '.join(PAIR)} found a reward (n={both.sum()}): "
-                  + ", ".join(f"{v} {m:.2f}" for v, m in means.items()))
+                  + ", ".join(f"{v} {m}" for v, m in means.items()))
 
 
 CONFIGS = {
