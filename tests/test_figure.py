@@ -479,6 +479,62 @@ def test_a_resumed_runs_compute_adds_the_segments_it_resumed_from(tmp_path):
     assert compute_of(fresh) == 10.0
 
 
+def write_record(folder: Path, status: str, start: str, stop: str, key: str | None = None,
+                 resumed_from: int | None = None) -> None:
+    """A file-store record as the figure reads it: run.json, info.json (and results.json
+    when COMPLETED)."""
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps(
+        {"status": status, "start_time": start, "stop_time": stop}))
+    info = {"checkpoint_key": key} if key else {}
+    if resumed_from is not None:
+        info["resumed_from"] = {"run_id": resumed_from}
+    (folder / "info.json").write_text(json.dumps(info))
+    if status == "COMPLETED":
+        (folder / "results.json").write_text("{}")
+
+
+def test_later_seeds_are_estimated_from_what_the_completed_seeds_took(tmp_path, monkeypatch):
+    """Figure 3's smoke scale at 4 seeds. Seeds 0 and 1 of its first run are recorded:
+    60 s, and 90 s resumed from a 30 s segment (2 min). Seeds 2 and 3 are estimated at
+    their mean, 1.5 min, marked measured; the other runs keep the spec's 0.3. A seed
+    that completes while the figure runs joins the estimate of the seeds still queued."""
+    from iwx.figures.execute import remeasure
+    from iwx.figures.plan import make_plan, table
+    from iwx.figures.spec import load
+
+    raw = yaml.safe_load(SPEC.read_text())
+    raw["scales"] = {"smoke": {**raw["scales"]["smoke"], "seeds": [0, 1, 2, 3]}}
+    path = tmp_path / "figure3.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False))
+    monkeypatch.chdir(ROOT)
+    runs = tmp_path / "runs"
+    first = make_plan(load(path), "smoke", runs_dir=str(runs))
+    seed0, seed1, seed2, _ = (p for p in first.runs if p.entry is first.runs[0].entry)
+    assert (seed0.seed, seed1.seed, seed2.seed) == (0, 1, 2) and seed2.minutes == 0.3
+    write_record(runs / "1", "COMPLETED", "2026-12-05T10:00:00", "2026-12-05T10:01:00",
+                 seed0.key)
+    write_record(runs / "2", "INTERRUPTED", "2026-12-05T11:00:00", "2026-12-05T11:00:30")
+    write_record(runs / "3", "COMPLETED", "2026-12-05T12:00:00", "2026-12-05T12:01:30",
+                 seed1.key, resumed_from=2)
+    plan = make_plan(load(path), "smoke", runs_dir=str(runs))
+    later, fourth = (p for p in plan.missing() if p.entry is plan.runs[0].entry)
+    assert later.key == seed2.key and fourth.seed == 3
+    assert later.measured == fourth.measured == (1.0, 2.0) and later.minutes == 1.5
+    others = [p for p in plan.missing() if p.entry is not later.entry]
+    assert others and all(not p.measured and p.minutes == 0.3 for p in others)
+    rows = table(plan).splitlines()
+    assert next(r for r in rows if "will run" in r and f"  {later.seed}  " in r
+                and later.files[0] in r).rstrip().endswith("  1.5*")
+    assert rows[-1].startswith("* measured: the mean recorded compute")
+    # seed 2 completes in 3 min while the figure runs: seed 3, still queued, takes it in
+    write_record(runs / "4", "COMPLETED", "2026-12-05T13:00:00", "2026-12-05T13:03:00")
+    remeasure(later, {"ok": True, "reused": False, "run_dir": str(runs / "4")}, [fourth])
+    assert fourth.measured == (1.0, 2.0, 3.0) and fourth.minutes == 2.0
+    remeasure(later, {"ok": False, "run_dir": str(runs / "4")}, [fourth])   # failed: no
+    assert fourth.measured == (1.0, 2.0, 3.0)
+
+
 def test_the_newest_progress_line_is_read_from_the_end_of_a_runs_log(tmp_path):
     from iwx.figures.execute import last_status
 

@@ -33,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from iwx.experiment.runner import run_captured
-from iwx.figures.plan import Planned, minutes_text
+from iwx.figures.plan import Planned, minutes_text, same_entry
 
 PREFIX = "[iwx.figure]"
 PROGRESS_S = 300.0     # default seconds between looks at the running runs' progress
@@ -112,8 +112,9 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                 left = p.minutes_left()
                 resumed = (f", {minutes_text(left)} left after its checkpoint"
                            if left < p.minutes else "")
+                measured = " measured" if p.measured else ""
                 echo(f"{PREFIX} run {p.number}/{total} started: {p.name()} "
-                     f"(estimate {p.minutes:g} min{resumed})")
+                     f"(estimate{measured} {minutes_text(p.minutes)} min{resumed})")
             if not running:   # nothing to wait for: stopped, or dependents failed just now
                 if stopped:
                     raise RunInterrupted(stopped, outcomes)
@@ -135,6 +136,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                 outcomes[p.number] = outcome
                 pending.discard(p.number)
                 stopped = stopped or outcome.get("interrupted", 0)
+                remeasure(p, outcome, queue)
                 left = sum(q.minutes_left() for q in queue) + \
                     sum(q.minutes_left() for q, _ in running.values())
                 echo(f"{PREFIX} run {p.number}/{total} {status(outcome)}: {p.name()}; "
@@ -142,6 +144,22 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
             if stopped and not running:
                 raise RunInterrupted(stopped, outcomes)
     return outcomes
+
+
+def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:
+    """A run that completed here is measured for the seeds of its entry still queued:
+    its recorded compute (iwx.figures.compute) joins their ``measured``
+    (iwx.figures.plan.measure), so the minutes left that follow use it."""
+    from iwx.figures.compute import folder_seconds
+
+    if not outcome.get("ok") or outcome.get("reused") or not outcome.get("run_dir"):
+        return
+    seconds = folder_seconds(Path(outcome["run_dir"]))
+    if seconds is None:
+        return
+    for q in queue:
+        if same_entry(p, q):
+            q.measured = (*q.measured, seconds / 60.0)
 
 
 def status(outcome: dict) -> str:

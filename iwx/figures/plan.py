@@ -55,10 +55,13 @@ class Planned:
     done: Done | None = None
     after: Planned | None = None  # the planned run whose model it adapts from
     updates: int | None = None    # its pretraining's learner updates (None: it does not train)
+    measured: tuple[float, ...] = ()  # recorded minutes of its entry's completed seeds
 
     @property
     def minutes(self) -> float:
-        return self.entry.minutes
+        """Its estimate: the mean recorded compute of the same entry's completed seeds
+        where there are some (:func:`measure`), else the spec's ``minutes``."""
+        return sum(self.measured) / len(self.measured) if self.measured else self.entry.minutes
 
     def minutes_left(self) -> float:
         """Its estimate less the pretraining it has checkpointed: a run whose newest
@@ -216,7 +219,31 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
         gin.clear_config()
     plan = Plan(figure, scale, panels, runs, tuple(extra), runs_dir, mongo)
     find_done(plan)
+    measure(plan)
     return plan
+
+
+def same_entry(a: Planned, b: Planned) -> bool:
+    """Two seeds of one run entry of one panel (what :func:`measure` estimates from)."""
+    return a.panel is b.panel and a.entry is b.entry
+
+
+def measure(plan: Plan) -> None:
+    """Estimate each run still to run from its entry's seeds already completed in the
+    file store: ``measured`` is their recorded compute in minutes (wall time, resumed
+    segments included: iwx.figures.compute), so a figure's later seeds are planned by
+    what its first ones took on this machine, not by the spec's guess."""
+    from iwx.figures.compute import folder_seconds
+
+    recorded: dict[int, float] = {}
+    for p in plan.runs:
+        if p.done is not None and p.done.store == "file store":
+            seconds = folder_seconds(Path(p.done.where()))
+            if seconds is not None:
+                recorded[p.number] = seconds / 60.0
+    for p in plan.missing():
+        p.measured = tuple(recorded[q.number] for q in plan.runs
+                           if q.number in recorded and same_entry(p, q))
 
 
 def dependencies_of(panel: PanelSpec, picked: Sequence[RunEntry]) -> tuple[RunEntry, ...]:
@@ -344,8 +371,9 @@ def table(plan: Plan) -> str:
                   ("will run" if p.after is None
                    else f"will run, from run {p.after.number}'s model"))
         left = p.minutes_left()
-        estimate = f"{p.minutes:g}" if p.done or left == p.minutes else \
-            f"{minutes_text(left)} of {p.minutes:g}"
+        mark = "*" if p.measured and not p.done else ""
+        estimate = f"{minutes_text(p.minutes)}{mark}" if p.done or left == p.minutes else \
+            f"{minutes_text(left)} of {minutes_text(p.minutes)}{mark}"
         rows.append([p.panel.task, " + ".join(p.files), str(p.seed), short_bindings(own),
                      status, estimate])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -354,6 +382,9 @@ def table(plan: Plan) -> str:
     if plan.scale.bindings:
         out.append(f"every run of scale {plan.scale.name!r} also binds: "
                    f"{short_bindings(plan.scale.bindings, 400)}")
+    if any(p.measured and not p.done for p in plan.runs):
+        out.append("* measured: the mean recorded compute of the same run's completed "
+                   "seeds, not the spec's estimate")
     return "\n".join(out)
 
 

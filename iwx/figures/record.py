@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 from iwx.experiment.headline import short_uid
-from iwx.experiment.store import RecordedRun, is_mongo_url, sacred_time
+from iwx.experiment.store import RecordedRun, is_mongo_url
+from iwx.figures.compute import resumed_seconds, seconds_between
 from iwx.figures.draw import Drawing
 from iwx.figures.plateaus import plateau_table
 from iwx.figures.plan import Plan, Planned
@@ -26,29 +27,13 @@ def compute_of(run: RecordedRun) -> float | None:
     total = seconds_of(run)
     if total is None or is_mongo_url(run.source):
         return total
-    previous, seen = (run.info.get("resumed_from") or {}).get("run_id"), {str(run.id)}
-    while previous is not None and str(previous) not in seen:
-        seen.add(str(previous))
-        try:
-            record = json.loads((Path(run.source) / str(previous) / "run.json").read_text())
-            info = json.loads((Path(run.source) / str(previous) / "info.json").read_text())
-        except (OSError, ValueError):
-            break
-        total += seconds_between(record.get("start_time"),
-                                 record.get("stop_time") or record.get("heartbeat")) or 0.0
-        previous = (info.get("resumed_from") or {}).get("run_id")
-    return total
+    previous = (run.info.get("resumed_from") or {}).get("run_id")
+    return total + resumed_seconds(Path(run.source), previous, {str(run.id)})
 
 
 def seconds_of(run: RecordedRun) -> float | None:
     """The record's wall time in seconds (None where it lacks a start or stop)."""
     return seconds_between(run.start_time, run.stop_time)
-
-
-def seconds_between(start, stop) -> float | None:
-    """Seconds from ``start`` to ``stop`` (Sacred times; None if either is not one)."""
-    start, stop = sacred_time(start), sacred_time(stop)
-    return None if start is None or stop is None else max(0.0, (stop - start).total_seconds())
 
 
 def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) -> list[dict]:
