@@ -1,6 +1,7 @@
 """A recorded run's compute from its file store: its record's wall time (Sacred's
 ``stop_time - start_time``) plus that of every record it resumed from (``info.resumed_from``,
-followed back; a killed segment counts to its last heartbeat)."""
+followed back; a killed segment counts to its last heartbeat); and the estimates of a
+figure's runs still to run, from the compute of their entry's completed seeds."""
 
 from __future__ import annotations
 
@@ -48,3 +49,24 @@ def folder_seconds(run_dir: Path) -> float | None:
         return None
     previous = (info.get("resumed_from") or {}).get("run_id")
     return own + resumed_seconds(run_dir.parent, previous, {run_dir.name})
+
+
+def same_entry(a, b) -> bool:
+    """Two seeds of one run entry of one panel (what :func:`measure` estimates from)."""
+    return a.panel is b.panel and a.entry is b.entry
+
+
+def measure(plan) -> None:
+    """Estimate each run still to run from its entry's seeds already completed in the
+    file store: ``measured`` is their recorded compute in minutes (wall time, resumed
+    segments included: above), so a figure's later seeds are planned by
+    what its first ones took on this machine, not by the spec's guess."""
+    recorded: dict[int, float] = {}
+    for p in plan.runs:
+        if p.done is not None and p.done.store == "file store":
+            seconds = folder_seconds(Path(p.done.where()))
+            if seconds is not None:
+                recorded[p.number] = seconds / 60.0
+    for p in plan.missing():
+        p.measured = tuple(recorded[q.number] for q in plan.runs
+                           if q.number in recorded and same_entry(p, q))

@@ -33,7 +33,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from iwx.experiment.runner import run_captured
-from iwx.figures.plan import Planned, minutes_text, same_entry
+from iwx.figures.compute import folder_seconds, same_entry
+from iwx.figures.plan import Planned, minutes_text
 
 PREFIX = "[iwx.figure]"
 PROGRESS_S = 300.0     # default seconds between looks at the running runs' progress
@@ -149,9 +150,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
 def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:
     """A run that completed here is measured for the seeds of its entry still queued:
     its recorded compute (iwx.figures.compute) joins their ``measured``
-    (iwx.figures.plan.measure), so the minutes left that follow use it."""
-    from iwx.figures.compute import folder_seconds
-
+    (iwx.figures.compute.measure), so the minutes left that follow use it."""
     if not outcome.get("ok") or outcome.get("reused") or not outcome.get("run_dir"):
         return
     seconds = folder_seconds(Path(outcome["run_dir"]))

@@ -60,7 +60,7 @@ class Planned:
     @property
     def minutes(self) -> float:
         """Its estimate: the mean recorded compute of the same entry's completed seeds
-        where there are some (:func:`measure`), else the spec's ``minutes``."""
+        where there are some (iwx.figures.compute.measure), else the spec's ``minutes``."""
         return sum(self.measured) / len(self.measured) if self.measured else self.entry.minutes
 
     def minutes_left(self) -> float:
@@ -177,6 +177,7 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
 
     from iwx.experiment.gin_config import ConfigError
     from iwx.experiment.runner import prepare
+    from iwx.figures.compute import measure
 
     scale = figure.scale(scale_name)
     panels = select_panels(scale, tasks, figure.path)
@@ -221,29 +222,6 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
     find_done(plan)
     measure(plan)
     return plan
-
-
-def same_entry(a: Planned, b: Planned) -> bool:
-    """Two seeds of one run entry of one panel (what :func:`measure` estimates from)."""
-    return a.panel is b.panel and a.entry is b.entry
-
-
-def measure(plan: Plan) -> None:
-    """Estimate each run still to run from its entry's seeds already completed in the
-    file store: ``measured`` is their recorded compute in minutes (wall time, resumed
-    segments included: iwx.figures.compute), so a figure's later seeds are planned by
-    what its first ones took on this machine, not by the spec's guess."""
-    from iwx.figures.compute import folder_seconds
-
-    recorded: dict[int, float] = {}
-    for p in plan.runs:
-        if p.done is not None and p.done.store == "file store":
-            seconds = folder_seconds(Path(p.done.where()))
-            if seconds is not None:
-                recorded[p.number] = seconds / 60.0
-    for p in plan.missing():
-        p.measured = tuple(recorded[q.number] for q in plan.runs
-                           if q.number in recorded and same_entry(p, q))
 
 
 def dependencies_of(panel: PanelSpec, picked: Sequence[RunEntry]) -> tuple[RunEntry, ...]:
