@@ -18,9 +18,9 @@ over those that found one and over those that did not; then every variant's mean
 exploration found a reward.
 
 ``explore`` measures, on the held-out tasks of the paper's distribution and of the
-cpu variant (the knobs of gin/tasks/<task>_cpu.gin), how often 5 exploration
-episodes of uniform actions on the action box (what ψ without π0 explores with)
-score a positive reward: 30 held-out tasks (run seed 0's split) × 3 adaptation seeds
+cpu variant (the knobs of gin/tasks/<task>_cpu.gin; navigation has none), how often
+5 exploration episodes of uniform actions on the action box (what ψ without π0
+explores with) score a positive reward: 30 held-out tasks (run seed 0's split) × 3 adaptation seeds
 × 5 episodes, the protocol of figure 7's cpu scale. Seeded (seed 0).
 """
 
@@ -72,6 +72,7 @@ CONFIGS = {
     "go_to_ring": [("paper", {}, {}),
                    ("cpu", {"spawn_half_size": 0.25},
                     {"min_radius": 1.25, "max_radius": 2.0, "num_train": 20})],
+    "point_nav": [("paper, as figure 7 runs it", {}, {})],
 }
 
 
@@ -82,10 +83,11 @@ def found_rate(task: str, env_knobs: dict, task_knobs: dict, seeds: int = 3,
     held-out tasks and env steps/s."""
     import gin
 
-    from iwx.envs import go_to_ring, reach
+    from iwx.envs import go_to_ring, point_nav, reach
     vec_cls, tasks_cls, env_name = {
         "reach": (reach.ReachVec, reach.ReachTasks, "ReachEnv"),
-        "go_to_ring": (go_to_ring.GoToRingVec, go_to_ring.GoToRingTasks, "GoToRingEnv")}[task]
+        "go_to_ring": (go_to_ring.GoToRingVec, go_to_ring.GoToRingTasks, "GoToRingEnv"),
+        "point_nav": (point_nav.PointNavVec, point_nav.PointNavTasks, "PointNavVec")}[task]
     gin.clear_config()
     gin.parse_config([f"{env_name}.{k} = {v!r}" for k, v in env_knobs.items()])
     goals = tasks_cls(**task_knobs).split(seed).test
