@@ -260,3 +260,27 @@ def test_render_draws_the_room(tmp_path):
         env.close()
     """, tmp_path)
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
+
+
+# (h) the cpu variant's smaller room (gin/tasks/move_box_cpu.gin) ---------------
+
+def test_small_room_takes_its_own_tasks_and_refuses_the_paper_rooms():
+    """A 4 m room accepts every task of a 4 m distribution and keeps the ball inside its
+    walls; a task of the paper's 8 m distribution (box 3 m out) is refused with a clear
+    error, not silently placed beyond the walls."""
+    small = MoveBoxEnv(privileged=False, room_size=4.0)
+    try:
+        tasks = MoveBoxTasks(room_size=4.0, margin=0.8).split(run_seed=0)
+        rows = np.concatenate([tasks.train, tasks.test])
+        assert np.abs(rows).max() <= 1.2 + 1e-9
+        for k, row in enumerate(rows[:20]):
+            small.set_task(row, None)
+            obs, _ = small.reset(seed=k)
+            assert np.all(np.abs(obs["position"][:2]) <= 2.0 - 0.3 + 1e-6)
+            np.testing.assert_allclose(obs["box_position"][:2], row[:2], atol=1e-3)
+        with pytest.raises(ValueError, match="outside the 4 m room"):
+            small.set_task(np.array([3.0, 0.0, 1.0, 0.0]), None)
+        with pytest.raises(ValueError, match="room_size"):
+            small.set_task(np.array([0.0, 0.0, 0.0, -1.75]), None)
+    finally:
+        small.close()

@@ -261,6 +261,7 @@ class MoveBoxEnv(TaskEnv):
                  box_friction: float = 0.5, spawn_clearance: float = 0.8):
         self.privileged = bool(privileged)
         self.room_size = float(room_size)
+        self.box_half_size = float(box_half_size)
         self.spawn_clearance = float(spawn_clearance)
         self.episode_length = int(round(time_limit / control_timestep))
         self._task = _MoveBoxTask(
@@ -338,6 +339,13 @@ class MoveBoxEnv(TaskEnv):
             raise ValueError(f"Move Box takes 4 task parameters, got {params.shape}")
         if self.privileged and task_id is None:
             raise ValueError("a privileged MoveBoxEnv needs a task_id")
+        inside = self.room_size / 2 - self.box_half_size
+        if np.any(np.abs(params) > inside):
+            raise ValueError(
+                f"Move Box task {params.tolist()} puts the box or the pad outside the "
+                f"{self.room_size:g} m room (|x|, |y| <= {inside:g}): bind "
+                "MoveBoxTasks.room_size and MoveBoxEnv.room_size together "
+                "(gin/tasks/move_box_cpu.gin does)")
         self._params = params.copy()
         self._task_id = None if task_id is None else int(task_id)
 
