@@ -219,9 +219,15 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         outcomes = execute(missing, len(plan.runs), args.jobs,
                            echo=lambda line: print(line, flush=True),
                            progress_s=args.progress_every or PROGRESS_S)
-    except RunInterrupted as exc:   # a signal reached one run's own process
-        print(f"{PREFIX} a run was stopped by a signal: no further run started; the "
-              "same command resumes it from its checkpoint", file=sys.stderr)
+    except RunInterrupted as exc:   # a signal reached one run's own process, or this one
+        if exc.forwarded:
+            print(f"{PREFIX} stopped by {'SIGTERM' if exc.status == 143 else 'Ctrl-C'}: the "
+                  "runs going were stopped and recorded themselves INTERRUPTED, no further "
+                  "run started; the same command resumes them from their checkpoints",
+                  file=sys.stderr)
+        else:
+            print(f"{PREFIX} a run was stopped by a signal: no further run started; the "
+                  "same command resumes it from its checkpoint", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
         print(f"{PREFIX} interrupted: every run stopped and recorded itself INTERRUPTED; "

@@ -406,6 +406,59 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
     assert read_json(only / "run.json")["status"] == "INTERRUPTED"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("sig, code, said", [("SIGTERM", 143, "stopped by SIGTERM"),
+                                             ("SIGINT", 130, "stopped by Ctrl-C")])
+def test_a_signal_to_the_figure_command_stops_its_runs_and_leaves_none_behind(
+        tmp_path, sig, code, said):
+    """SIGTERM (``kill``, ``timeout``, a queue being stopped) or SIGINT sent to the
+    figure command's own process, not its runs': the command forwards it to the run
+    going, which records itself INTERRUPTED; no further run starts and no worker is left
+    running on its own (SIGTERM used to end the command at once and orphan its run; a
+    SIGINT to the command alone left it waiting forever for a run that never heard)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    signum = getattr(signal, sig)
+    path, runs = write_spec(tmp_path, LONG_THEN_SHORT), tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
+         "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    workers = []
+    try:
+        while not (runs.is_dir() and run_dirs(runs)
+                   and (run_dirs(runs)[0] / "metrics.json").is_file()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        workers = pool_workers(proc.pid)
+        assert len(workers) == 1
+        os.kill(proc.pid, signum)
+        out, err = proc.communicate(timeout=300)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]
+    finally:
+        for pid in pool_workers(proc.pid) + workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.kill()
+    assert proc.returncode == code, out[-2000:] + err[-2000:]
+    assert alive == []
+    assert "run 1/2 INTERRUPTED" in out and f"exit {code}" in out
+    assert "run 2/2 started" not in out
+    assert said in err and "resumes them from their checkpoints" in err
+    (only,) = run_dirs(runs)
+    assert read_json(only / "run.json")["status"] == "INTERRUPTED"
+
+
 def test_runs_recorded_only_in_mongodb_are_reused_from_there(smoke, tmp_path):
     db_module = pytest.importorskip("iwx.experiment.dbserver")
     try:

@@ -4,12 +4,13 @@ one run per process: gin's configuration and the RNGs are per process, as in
 ``iwx.compare``), with one line as each starts and ends and what is left.
 
 A run that fails is reported at the end with the tail of its output; the others go
-on (the figure is drawn from what completed). Ctrl-C stops every run: each records
-itself INTERRUPTED and resumes from its checkpoint when the command is run again. So
-does a signal that reaches a run's own process (SIGINT or SIGTERM: a scheduler, a
-session ending, someone stopping that one run): the figure starts no further run,
-lets the ones already going end, and raises :class:`RunInterrupted`. A stopped run is
-not a failed one, and moving on to the next would be spending the compute someone
+on (the figure is drawn from what completed). Ctrl-C or SIGTERM to the command stops
+every run going (iwx.figures.stops forwards it, once, to each): each records itself
+INTERRUPTED and resumes from its checkpoint when the command is run again. A signal
+that reaches one run's own process (SIGINT or SIGTERM: a scheduler, a session ending,
+someone stopping that one run) stops that run. Either way the figure starts no further
+run, lets the ones already going end, and raises :class:`RunInterrupted`. A stopped run
+is not a failed one, and moving on to the next would be spending the compute someone
 just asked back.
 
 While runs go on, every ``progress_s`` seconds (``--progress-every``) the command echoes
@@ -32,9 +33,9 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from iwx.experiment.runner import run_captured
 from iwx.figures.compute import folder_seconds, same_entry
 from iwx.figures.plan import Planned, minutes_text
+from iwx.figures.stops import Forwarder, own_group, run_registered
 
 PREFIX = "[iwx.figure]"
 PROGRESS_S = 300.0     # default seconds between looks at the running runs' progress
@@ -58,13 +59,15 @@ def last_status(path: str | Path, tail_bytes: int = 16384) -> str | None:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """A signal stopped one of the figure's runs (``status`` 130 Ctrl-C, 143 SIGTERM);
-    ``outcomes`` holds what every run that ended did."""
+    """A signal stopped the figure's runs (``status`` 130 Ctrl-C, 143 SIGTERM): one that
+    reached a run's own process, or one the command got and forwarded (``forwarded``,
+    iwx.figures.stops); ``outcomes`` holds what every run that ended did."""
 
-    def __init__(self, status: int, outcomes: dict[int, dict]):
+    def __init__(self, status: int, outcomes: dict[int, dict], forwarded: bool = False):
         super().__init__(status)
         self.status = status
         self.outcomes = outcomes
+        self.forwarded = forwarded
 
 
 def execute(missing: list[Planned], total: int, jobs: int = 1,
@@ -82,6 +85,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
     outcomes: dict[int, dict] = {}
     shown: dict[int, str | None] = {}       # run number: the status line echoed last
     stopped = 0
+    forwarded = False                       # the command itself got the signal
     queue = list(missing)
     running: dict[Future, tuple[Planned, float]] = {}
     context = multiprocessing.get_context("spawn")
@@ -90,8 +94,16 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
     def blocked(p: Planned) -> bool:   # its pretraining is still to run or running
         return p.after is not None and p.after.number in pending
 
+    def going() -> list[int]:
+        return [p.number for future, (p, _) in list(running.items()) if not future.done()]
+
+    def stop(status: int) -> None:
+        nonlocal stopped, forwarded
+        stopped, forwarded = stopped or status, True
+
     with ProcessPoolExecutor(max_workers=max(1, jobs), max_tasks_per_child=1,
-                             mp_context=context) as pool:
+                             mp_context=context, initializer=own_group) as pool, \
+            Forwarder(logs, going, stop):
         while queue or running:
             while queue and not stopped and len(running) < max(1, jobs):
                 p = next((q for q in queue if not blocked(q)), None)
@@ -109,7 +121,8 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                          f"{source.number}, its pretraining, did not complete): {p.name()}")
                     continue
                 log = logs / f"run_{p.number}.log"
-                running[pool.submit(run_captured, p.spec, str(log))] = (p, time.monotonic())
+                running[pool.submit(run_registered, p.spec, str(log), str(logs),
+                                    p.number)] = (p, time.monotonic())
                 left = p.minutes_left()
                 resumed = (f", {minutes_text(left)} left after its checkpoint"
                            if left < p.minutes else "")
@@ -118,7 +131,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                      f"(estimate{measured} {minutes_text(p.minutes)} min{resumed})")
             if not running:   # nothing to wait for: stopped, or dependents failed just now
                 if stopped:
-                    raise RunInterrupted(stopped, outcomes)
+                    raise RunInterrupted(stopped, outcomes, forwarded)
                 continue          # (a blocked run's pretraining is always queued or running)
             finished, _ = wait(running, timeout=progress_s, return_when=FIRST_COMPLETED)
             if not finished:
@@ -143,7 +156,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                 echo(f"{PREFIX} run {p.number}/{total} {status(outcome)}: {p.name()}; "
                      f"{left_text(left, len(queue) + len(running), jobs)}")
             if stopped and not running:
-                raise RunInterrupted(stopped, outcomes)
+                raise RunInterrupted(stopped, outcomes, forwarded)
     return outcomes
 
 
