@@ -296,6 +296,53 @@ def test_a_cache_over_the_bound_fails_naming_the_binding():
         agent.update(replay.sample(np.random.default_rng(0), ROWS, 8, 1))
 
 
+@pytest.mark.parametrize("variant, per_entry", [
+    # K·A + 2K + (1 + K)·d with K = 8, A = 2, d = 32 (Features' default): ψ(s, a) and
+    # ψ(s', a_k) cached
+    ("shared_q_iw", 8 * 2 + 2 * 8 + 9 * 32),
+    # K·A + 2K + |s'| with |s'| = 2 (position): ψ trains, only π0's samples and s'
+    ("iw", 8 * 2 + 2 * 8 + 2),
+])
+def test_check_fits_says_before_any_update_what_the_first_update_would(variant, per_entry):
+    """The full adaptation's size, checked on an agent of any size: 90 problems × 40
+    slots × 250 steps need 4 · 90 · 40 · 250 · per_entry bytes (Shared Q + IW: 320 floats,
+    1.152 GB; IW: 34, 0.1224 GB). Just under that bound it raises, naming the size and
+    the binding; at it, it passes. The message is the first update's own."""
+    pre = pretrained()
+    need = 4 * 90 * 40 * 250 * per_entry / 1e9
+    assert make_agent(pre, variant).cache.bytes_needed(40, 250, 90) / 1e9 == pytest.approx(need)
+    with pytest.raises(ValueError, match=rf"{need:.2f} GB for 90 problems × 40 replay slots "
+                                         r"× 250 steps.*IWPA\.cache_max_gb"):
+        make_agent(pre, variant, cache_max_gb=need * 0.999).check_fits(90, 40, 250)
+    make_agent(pre, variant, cache_max_gb=need * 1.001).check_fits(90, 40, 250)
+    # the same bound at this test's own size (P = 5, 3 slots × 6 steps): what update says
+    small = 4 * P * 3 * LENGTH * per_entry / 1e9
+    agent = make_agent(pre, variant, cache_max_gb=small * 0.999)
+    with pytest.raises(ValueError) as early:
+        agent.check_fits(P, 3, LENGTH)
+    _, replay = filled(agent)
+    with pytest.raises(ValueError) as late:
+        agent.update(replay.sample(np.random.default_rng(0), ROWS, 8, 1))
+    assert str(early.value) == str(late.value)
+
+
+def test_check_fits_also_checks_the_cache_fine_tuning_switches_to():
+    """With ``finetune_after`` the ψ cache is replaced by a ψ-less one at the switch; a
+    bound only the second one breaks is said before any compute too (here |s'| is large:
+    a 400-wide observation makes the ψ-less entry 16 + 16 + 400 = 432 floats against the
+    ψ cache's 320)."""
+    spec = {"position": (400,)}
+    torch.manual_seed(1)
+    pre = SimpleNamespace(prior=GaussianPrior(spec, 2), critic=FeatureCritic(spec, 2, 5))
+    need_psi, need_plain = 4 * 90 * 40 * 250 * 320 / 1e9, 4 * 90 * 40 * 250 * 432 / 1e9
+    build = functools.partial(IWPA, pre, spec, 2, num_problems=P, device=torch.device("cpu"),
+                              critic_fn=shared_features_critic, num_samples=K)
+    build(cache_max_gb=need_psi * 1.01).check_fits(90, 40, 250)          # never switches
+    with pytest.raises(ValueError, match=rf"{need_plain:.2f} GB"):
+        build(cache_max_gb=need_psi * 1.01, finetune_after=20).check_fits(90, 40, 250)
+    build(cache_max_gb=need_plain * 1.01, finetune_after=20).check_fits(90, 40, 250)
+
+
 # ------------------------------------------------------------------------------ bench rows
 def test_bench_adaptation_rows_build_and_time(tmp_path):
     """The rows are the gin file's variants (their scoped bindings reach them: here the

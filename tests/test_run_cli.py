@@ -228,6 +228,18 @@ def test_shared_q_without_shared_features_is_refused_before_training(tmp_path):
     assert read_json(run_dirs(tmp_path)[0] / "metrics.json") == {}
 
 
+def test_an_adaptation_that_will_not_fit_is_refused_before_pretraining(tmp_path):
+    """IWPA's frozen cache for the full adaptation (30 held-out tasks × seeds × every
+    episode) over ``IWPA.cache_max_gb`` is refused with the configuration, exit 2, not at
+    the first adaptation update after the whole pretraining (figure 4's 40-episode
+    adaptations once failed that way, 4.55 GB against the default 4)."""
+    proc = iwx_run(tmp_path, params=["IWPA.cache_max_gb = 1e-4"])
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "configuration error" in proc.stderr and "Traceback" not in proc.stderr
+    assert "IWPA.cache_max_gb = 0.0001" in proc.stderr and "replay slots" in proc.stderr
+    assert read_json(run_dirs(tmp_path)[0] / "metrics.json") == {}
+
+
 def test_run_records_its_identity_in_config_and_info(recorded):
     from iwx.experiment.identity import identity_from_bindings
 

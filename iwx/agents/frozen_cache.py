@@ -77,21 +77,30 @@ class FrozenCache:
         self.shape: tuple[int, int] | None = None    # (S, T): set by the first batch
 
     # -- storage ---------------------------------------------------------------------------
-    def bytes_needed(self, slots: int, steps: int) -> int:
+    def bytes_needed(self, slots: int, steps: int, num_problems: int | None = None) -> int:
+        """4 bytes × P · slots · steps · (K·A + 2K + (d + K·d) or |s'|); P defaults to
+        this cache's own number of problems."""
         k, a = self.num_samples, self.action_dim
         per_entry = k * a + 2 * k + (self._obs_size() if self.features is None
                                      else (1 + k) * self.features.features_dim)
-        return 4 * self.num_problems * slots * steps * per_entry
+        p = self.num_problems if num_problems is None else num_problems
+        return 4 * p * slots * steps * per_entry
 
-    def _allocate(self, slots: int, steps: int) -> None:
-        gb = self.bytes_needed(slots, steps) / 1e9
+    def check(self, slots: int, steps: int, num_problems: int | None = None) -> None:
+        """Raise when a replay of ``slots`` × ``steps`` for ``num_problems`` problems would
+        need more than ``max_gb``: what the first update would raise, said before it."""
+        p = self.num_problems if num_problems is None else num_problems
+        gb = self.bytes_needed(slots, steps, p) / 1e9
         if gb > self.max_gb:
             raise ValueError(
                 f"IWPA's cache of frozen quantities would need {gb:.2f} GB for "
-                f"{self.num_problems} problems × {slots} replay slots × {steps} steps "
+                f"{p} problems × {slots} replay slots × {steps} steps "
                 f"(K = {self.num_samples}), over IWPA.cache_max_gb = {self.max_gb:g}: set "
                 f"IWPA.cache_frozen = False (recompute every update) or raise "
                 f"IWPA.cache_max_gb")
+
+    def _allocate(self, slots: int, steps: int) -> None:
+        self.check(slots, steps)
         p, k, dev = self.num_problems, self.num_samples, self.device
         entries = (slots, p, steps)
         self.shape = (slots, steps)

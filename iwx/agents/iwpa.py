@@ -150,6 +150,16 @@ class IWPA(Agent):
         return {"td_loss": loss.item() / mask.shape[0],
                 "q_mean": float(masked_mean(q.detach(), mask))}
 
+    def check_fits(self, num_problems: int, slots: int, steps: int) -> None:
+        """The frozen cache at the full adaptation's size (and, with ``finetune_after``,
+        the ψ-less cache it switches to), checked against ``cache_max_gb`` before any
+        compute instead of at the first update (iwx.agents.base.contract)."""
+        if self.cache is None:
+            return
+        self.cache.check(slots, steps, num_problems)
+        if self.finetune_after is not None and self.cache.features is not None:
+            self.frozen_cache(None).check(slots, steps, num_problems)
+
     # -- the fine-tuning schedule ------------------------------------------------------
     def begin_episode(self, episode: int) -> None:
         if (self.finetune_after is not None and episode >= self.finetune_after

@@ -118,7 +118,8 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
         probe = train_env(split.train[:1], np.zeros(1, np.int64))
         obs_spec, action_dim = probe.observation_spec(), probe.action_dim
         horizon = probe.episode_length
-        held_out_spec = env(adapt_tasks[:1], None).observation_spec()
+        held_out = env(adapt_tasks[:1], None)
+        held_out_spec = held_out.observation_spec()
         if training_env is not None:
             same = env(split.train[:1], np.zeros(1, np.int64))
             if (same.observation_spec(), same.action_dim) != (obs_spec, action_dim):
@@ -135,9 +136,13 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
             raise ValueError("pretrain_and_adapt.pretrained is set but agent is None: "
                              "there is no agent to load it into")
 
-        # Build every adaptation variant once, tiny, so a bad binding fails before any compute.
+        # Build every adaptation variant once, tiny, so a bad binding fails before any
+        # compute, and ask it whether the full adaptation will fit (its replay holds every
+        # episode of every task × seed).
         for make_agent in variants.values():
-            make_agent(learner, held_out_spec, action_dim, num_problems=1, device=dev)
+            tiny = make_agent(learner, held_out_spec, action_dim, num_problems=1, device=dev)
+            tiny.check_fits(len(adapt_tasks) * adaptation.seeds, adaptation.episodes,
+                            held_out.episode_length)
 
     saved = checkpointer.load()
     results: dict[str, np.ndarray] = {}

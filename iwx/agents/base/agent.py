@@ -135,6 +135,11 @@ class Agent:
         """An adaptation episode starts (iwx.agents.base.contract); most agents ignore it."""
         del episode
 
+    def check_fits(self, num_problems: int, slots: int, steps: int) -> None:
+        """An adaptation of this size would fit (iwx.agents.base.contract); most agents
+        hold nothing that grows with it beyond the replay."""
+        del num_problems, slots, steps
+
     def count_update(self) -> None:
         """One learner step done: the loops' clock moves, due target networks refresh."""
         self.updates += 1

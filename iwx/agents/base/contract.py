@@ -99,6 +99,11 @@ class AdaptationAgent(Acts, HasMemory, Learns, Checkpointable, Protocol):
         where an agent's schedule changes with the episode (IWPA.finetune_after). The
         loop calls it before every episode, a resumed run's first one included."""
 
+    def check_fits(self, num_problems: int, slots: int, steps: int) -> None:
+        """Raise now what adapting ``num_problems`` problems with a replay of ``slots``
+        episodes × ``steps`` would raise at its first update (IWPA's frozen cache over
+        ``cache_max_gb``). The pipeline calls it on a tiny agent before any compute."""
+
 
 @runtime_checkable
 class ActsRemotely(Acts, HasMemory, Protocol):
