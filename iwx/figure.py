@@ -199,6 +199,17 @@ def frames_command(args, spec, argv: list[str]) -> int:
     return 0
 
 
+def report_failures(plan, missing, outcomes: dict[int, dict]) -> list:
+    """Each run that failed (not one a signal stopped), with the tail of its output, on
+    stderr; also when the figure stops early, so no failure goes unexplained."""
+    failed = [p for p in missing if p.number in outcomes and not outcomes[p.number]["ok"]
+              and not outcomes[p.number].get("interrupted")]
+    for p in failed:
+        print(f"\n{PREFIX} run {p.number}/{len(plan.runs)} failed: {p.name()}\n"
+              f"{outcomes[p.number]['error']}", file=sys.stderr)
+    return failed
+
+
 def run_and_draw(args, plan, argv: list[str]) -> int:
     from iwx.figures import collect, record
     from iwx.figures.draw import draw
@@ -220,6 +231,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
                            echo=lambda line: print(line, flush=True),
                            progress_s=args.progress_every or PROGRESS_S)
     except RunInterrupted as exc:   # a signal reached one run's own process, or this one
+        report_failures(plan, missing, exc.outcomes)
         if exc.forwarded:
             print(f"{PREFIX} stopped by {'SIGTERM' if exc.status == 143 else 'Ctrl-C'}: the "
                   "runs going were stopped and recorded themselves INTERRUPTED, no further "
@@ -233,10 +245,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         print(f"{PREFIX} interrupted: every run stopped and recorded itself INTERRUPTED; "
               "the same command resumes them from their checkpoints", file=sys.stderr)
         return 130
-    failed = [p for p in missing if not outcomes[p.number]["ok"]]
-    for p in failed:
-        print(f"\n{PREFIX} run {p.number}/{len(plan.runs)} failed: {p.name()}\n"
-              f"{outcomes[p.number]['error']}", file=sys.stderr)
+    failed = report_failures(plan, missing, outcomes)
     runs = collect.records(plan, outcomes)
     if not runs:
         print("iwx.figure: no completed run to draw from", file=sys.stderr)

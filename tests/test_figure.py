@@ -335,7 +335,8 @@ def test_a_failed_run_is_reported_and_the_figure_drawn_from_the_others(smoke, tm
     with RunLock(lock_path(runs, plan.runs[-1].key), key=plan.runs[-1].key):
         proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs, "--out", out])
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "run 5/5 FAILED" in proc.stdout
+    (failed_line,) = [line for line in proc.stdout.splitlines() if "run 5/5 FAILED" in line]
+    assert "run lock" in failed_line.lower() or plan.runs[-1].key in failed_line, failed_line
     assert "run 5/5 failed: reach_cpu · gin/reach_scratch.gin · seed 0" in proc.stderr
     assert plan.runs[-1].key in proc.stderr            # the lock's message names the key
     record = read_json(out / "figure.json")
@@ -406,6 +407,14 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
     assert read_json(only / "run.json")["status"] == "INTERRUPTED"
 
 
+FAILING_LONG_SHORT = LONG_THEN_SHORT.replace(
+    "        runs:\n",
+    "        runs:\n"
+    "          - {gin: gin/reach_iwpl.gin, minutes: 1, label: too big, bindings: "
+    "[IWPA.cache_max_gb = 1e-9, "
+    "ReachTasks.num_train = 4, ReachEnv.time_limit = 1.0]}\n")
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize("sig, code, said", [("SIGTERM", 143, "stopped by SIGTERM"),
                                              ("SIGINT", 130, "stopped by Ctrl-C")])
@@ -423,7 +432,7 @@ def test_a_signal_to_the_figure_command_stops_its_runs_and_leaves_none_behind(
     import time
 
     signum = getattr(signal, sig)
-    path, runs = write_spec(tmp_path, LONG_THEN_SHORT), tmp_path / "runs"
+    path, runs = write_spec(tmp_path, FAILING_LONG_SHORT), tmp_path / "runs"
     proc = subprocess.Popen(
         [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
          "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -432,8 +441,8 @@ def test_a_signal_to_the_figure_command_stops_its_runs_and_leaves_none_behind(
     deadline = time.monotonic() + 300       # a hang guard, not a speed claim
     workers = []
     try:
-        while not (runs.is_dir() and run_dirs(runs)
-                   and (run_dirs(runs)[0] / "metrics.json").is_file()):
+        while not (runs.is_dir() and len(run_dirs(runs)) == 2
+                   and (run_dirs(runs)[1] / "metrics.json").is_file()):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.2)
@@ -452,11 +461,16 @@ def test_a_signal_to_the_figure_command_stops_its_runs_and_leaves_none_behind(
         proc.kill()
     assert proc.returncode == code, out[-2000:] + err[-2000:]
     assert alive == []
-    assert "run 1/2 INTERRUPTED" in out and f"exit {code}" in out
-    assert "run 2/2 started" not in out
+    # the run before it failed: said when it failed (its error's last line) and again,
+    # with its output's tail, when the figure stops early
+    (failed_line,) = [line for line in out.splitlines() if "run 1/3 FAILED" in line]
+    assert "IWPA.cache_max_gb" in failed_line
+    assert "run 1/3 failed: reach_cpu · gin/reach_iwpl.gin · seed 0" in err
+    assert "run 2/3 INTERRUPTED" in out and f"exit {code}" in out
+    assert "run 3/3 started" not in out
     assert said in err and "resumes them from their checkpoints" in err
-    (only,) = run_dirs(runs)
-    assert read_json(only / "run.json")["status"] == "INTERRUPTED"
+    assert [read_json(d / "run.json")["status"] for d in run_dirs(runs)] == \
+        ["FAILED", "INTERRUPTED"]
 
 
 def test_runs_recorded_only_in_mongodb_are_reused_from_there(smoke, tmp_path):

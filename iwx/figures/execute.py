@@ -179,7 +179,10 @@ def status(outcome: dict) -> str:
         return (f"INTERRUPTED after {outcome['seconds']:.0f} s (exit "
                 f"{outcome['interrupted']}; resumes from its checkpoint)")
     if not outcome["ok"]:
-        return f"FAILED after {outcome['seconds']:.0f} s"
+        lines = [line.strip() for line in str(outcome.get("error", "")).splitlines()
+                 if line.strip() and not line.strip().startswith("In call to configurable")]
+        why = f" ({lines[-1][:300]})" if lines else ""    # gin's own last line says less
+        return f"FAILED after {outcome['seconds']:.0f} s{why}"
     if outcome.get("reused"):
         return f"reused run {_run_id(outcome)} ({outcome['run_dir']})"
     return f"done in {outcome['seconds']:.0f} s as run {_run_id(outcome)}"
