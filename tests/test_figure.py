@@ -359,6 +359,34 @@ def pool_workers(pid: int) -> list[int]:
     return found
 
 
+def start_figure(spec: Path, runs: Path, out: Path):
+    """``python -m iwx.figure --spec SPEC`` in the background, SIGINT's default action in
+    it (and so in its runs) even where this test process was started with SIGINT ignored
+    (a background job of a shell)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "iwx.figure", "--spec", str(spec), "--runs-dir", str(runs),
+         "--out", str(out)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_until_running(proc, runs: Path, index: int) -> None:
+    """Until the ``index``-th run record (0-based) has metrics: that run is going."""
+    import time
+
+    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    while not (runs.is_dir() and len(run_dirs(runs)) > index
+               and (run_dirs(runs)[index] / "metrics.json").is_file()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 LONG_THEN_SHORT = GOOD.replace(
     "          - {gin: gin/reach_scratch.gin, minutes: 2}\n",
     "          - {gin: gin/reach_iwpl.gin, minutes: 2, bindings: [MultiTaskTraining.updates = "
@@ -373,25 +401,11 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
     and exits 130 saying how to resume, instead of spending the compute on the next."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
-    path, runs = write_spec(tmp_path, LONG_THEN_SHORT), tmp_path / "runs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
-         "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # SIGINT's default action in the command (and so in its runs), even where this
-        # test process was started with SIGINT ignored (a background job of a shell)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    runs = tmp_path / "runs"
+    proc = start_figure(write_spec(tmp_path, LONG_THEN_SHORT), runs, tmp_path / "out")
     try:
-        while not (runs.is_dir() and run_dirs(runs)
-                   and (run_dirs(runs)[0] / "metrics.json").is_file()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_running(proc, runs, 0)
         (worker,) = pool_workers(proc.pid)
         os.kill(worker, signal.SIGINT)
         out, err = proc.communicate(timeout=300)
@@ -427,25 +441,13 @@ def test_a_signal_to_the_figure_command_stops_its_runs_and_leaves_none_behind(
     SIGINT to the command alone left it waiting forever for a run that never heard)."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     signum = getattr(signal, sig)
-    path, runs = write_spec(tmp_path, FAILING_LONG_SHORT), tmp_path / "runs"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "iwx.figure", "--spec", str(path), "--runs-dir", str(runs),
-         "--out", str(tmp_path / "out")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 300       # a hang guard, not a speed claim
+    runs = tmp_path / "runs"
+    proc = start_figure(write_spec(tmp_path, FAILING_LONG_SHORT), runs, tmp_path / "out")
     workers = []
     try:
-        while not (runs.is_dir() and len(run_dirs(runs)) == 2
-                   and (run_dirs(runs)[1] / "metrics.json").is_file()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_running(proc, runs, 1)     # run 1 failed at once; run 2 is going
         workers = pool_workers(proc.pid)
         assert len(workers) == 1
         os.kill(proc.pid, signum)
