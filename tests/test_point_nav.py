@@ -103,3 +103,23 @@ def test_a_dense_vector_can_carry_the_sparse_reward_in_its_observation():
     assert truncated.all() and reward.tolist() == [0.0, 0.0]
     assert obs["sparse_reward"].tolist() == [0.0, 0.0]
     assert "sparse_reward" not in PointNavVec(goals, None).reset()   # off by default
+
+
+def test_success_under_dense_meta_training_counts_the_sparse_reward():
+    """train/success is "a positive reward was seen". The dense reward −‖s − g‖ is never
+    positive, so PEARL*'s dense meta-training recorded 0 success whatever it did; where
+    the env emits the sparse reward, that one decides. A row that walks onto its goal
+    (0.15 m east) succeeds, one that stands 1 m from its goal does not; without the
+    sparse reward in the observation the same dense episode counts no success."""
+    from iwx.loops.episodes import play_episode
+
+    goals = np.array([[0.15, 0.0], [1.0, 0.0]])
+    east = lambda obs: np.array([[1.0, 0.0], [0.0, 0.0]])   # noqa: E731  (unit actions)
+    dense = PointNavVec(goals, np.array([0, 1]), sparse=False, emit_sparse_reward=True)
+    returns, success = play_episode(dense, east, seed=0)
+    assert success.tolist() == [True, False]
+    assert (returns < 0).all()                    # the dense return says nothing of it
+    bare = PointNavVec(goals, np.array([0, 1]), sparse=False)
+    assert play_episode(bare, east, seed=0)[1].tolist() == [False, False]
+    sparse = PointNavVec(goals, None, sparse=True)
+    assert play_episode(sparse, east, seed=0)[1].tolist() == [True, False]

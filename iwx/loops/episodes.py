@@ -26,7 +26,10 @@ def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
     every step (agents with memory). ``after_step(t)`` runs after step t
     (1-based) with the replay already holding it — where adaptation does its
     per-unroll update. ``seed`` (int or ints) fixes every row's start state.
-    Returns (returns [B], successes [B]: a positive reward was seen).
+    Returns (returns [B], successes [B]: a positive reward was seen; where the env also
+    emits the task's sparse reward in its observation (``sparse_reward``: PEARL*'s dense
+    meta-training on navigation), a positive sparse reward, since a dense reward is
+    never positive and would make every episode a failure).
     """
     obs = env.reset(seed=seed)
     if replay is not None:
@@ -50,7 +53,8 @@ def play_episode(env, policy: Callable[[dict], np.ndarray], *, replay=None,
             last = t == env.episode_length - 1
             observe(obs, actions, reward, next_obs, terminated | truncated | last, alive.copy())
         returns += np.where(alive, reward, 0.0)
-        success |= alive & (reward > 0)
+        hit = next_obs["sparse_reward"] if "sparse_reward" in next_obs else reward
+        success |= alive & (hit > 0)
         alive &= ~(terminated | truncated)
         obs = next_obs
         if after_step is not None:
