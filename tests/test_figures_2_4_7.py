@@ -85,12 +85,18 @@ def test_figure_4_runs_adapts_and_draws_its_lines(tmp_path):
     many = Path(rows["many tasks"]["dir"])
     assert read_json(many / "info.json")["pretrained_from"]["run_id"] == \
         Path(rows["IWPL, many tasks"]["dir"]).name
-    few = Path(rows["IWPL, few tasks"]["dir"])
-    operative = (few / "operative_config.gin").read_text()
-    assert "finetune/IWPA.finetune_after = 1" in operative
-    assert "ReachTasks.num_train = 2" in operative
-    assert list(read_json(few / "results.json")["returns"]) == [
-        "Shared Q + IW", "Shared Q + IW, ψ fine-tuned"]
+    pretrained = Path(rows["IWPL, few tasks"]["dir"])
+    assert "pretrain_and_adapt.train_tasks = 2" in \
+        (pretrained / "operative_config.gin").read_text()
+    assert read_json(pretrained / "results.json")["returns"] == {}   # pretraining only
+    few, tuned = (Path(rows[label]["dir"]) for label in ("few tasks", "few tasks, ψ fine-tuned"))
+    for run, variant in ((few, "Shared Q + IW"), (tuned, "Shared Q + IW, ψ fine-tuned")):
+        assert read_json(run / "info.json")["pretrained_from"]["run_id"] == pretrained.name
+        assert list(read_json(run / "results.json")["returns"]) == [variant]
+    assert "finetune/IWPA.finetune_after = 1" in (tuned / "operative_config.gin").read_text()
+    # few training tasks are the first of the many-task draw: the same held-out tasks
+    goals = [read_json(run / "results.json")["test_goals"] for run in (many, few, tuned)]
+    assert goals[0] == goals[1] == goals[2]
 
 
 def test_a_figure_of_iwx_own_is_named_drawn_and_filed_under_its_name(tmp_path):

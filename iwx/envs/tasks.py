@@ -23,6 +23,21 @@ def task_generator(run_seed: int, seed: int | None, salt: int) -> np.random.Gene
                                                          salt]))
 
 
+def first_train_tasks(split: TaskSplit, count: int | None) -> TaskSplit:
+    """``split`` with only its first ``count`` training tasks (None: all of them); its
+    validation and held-out tasks unchanged. A few-task regime drawn this way (figure 4)
+    adapts on the very held-out tasks of the many-task draw, where a smaller
+    ``num_train`` would shift every held-out task (the split is in order)."""
+    if count is None:
+        return split
+    if isinstance(count, bool) or not isinstance(count, int) or \
+            not 1 <= count <= len(split.train):
+        raise ValueError(f"pretrain_and_adapt.train_tasks = {count!r}: expected a whole "
+                         f"number from 1 to the split's {len(split.train)} training tasks "
+                         "(or None for all)")
+    return dataclasses.replace(split, train=split.train[:count])
+
+
 def split_in_order(rows: np.ndarray, num_train: int, num_validation: int) -> TaskSplit:
     """One draw of task rows split in order train, validation, held-out (the rest),
     so that a held-out task can never be a training task."""

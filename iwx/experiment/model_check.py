@@ -146,19 +146,22 @@ def _io_mismatch(record: dict, obs_spec: dict, action_dim: int) -> str | None:
 
 
 def fit_problem(record: dict, tasks, env, agent, agent_class, *,
-                scoped: bool = False) -> str | None:
+                scoped: bool = False, train_tasks: int | None = None) -> str | None:
     """None if ``record`` fits the ``agent_class`` learner that ``agent(obs_spec,
     action_dim, num_tasks)`` builds for ``tasks`` and ``env`` (what gin passes the
     pipeline), else what does not fit and both architectures. Cheapest first: the agent
     class and the task's observation and action sizes, then the acting networks (unless
     the agent is ``scoped``: they are built from its unscoped bindings), then the whole
     learner (seconds on first use: torch's first optimiser imports its compiler, which
-    the run would pay next anyway). torch's RNG is left as it was."""
+    the run would pay next anyway). ``train_tasks``: the pipeline's (its learner has
+    that many training tasks). torch's RNG is left as it was."""
     import numpy as np
     import torch
 
+    from iwx.envs.tasks import first_train_tasks
+
     with torch.random.fork_rng(devices=[]):
-        split = tasks.split(0)
+        split = first_train_tasks(tasks.split(0), train_tasks)
         probe = env(split.train[:1], np.zeros(1, np.int64))
         obs_spec, action_dim = probe.observation_spec(), probe.action_dim
         num_tasks = len(split.train)

@@ -260,11 +260,13 @@ def _pretrained_problem(config: _Config, sources) -> str | None:
         if tasks is None or env is None or agent is None:
             return None
         ref = parts["agent"].value
+        count = config.find("pretrain_and_adapt", "train_tasks", "")
+        count = None if count is None or count.unknown else count.value
         if parts["agent"].reference:
             problem = fit_problem(record, tasks, env, agent, ref.configurable.wrapper,
-                                  scoped=bool(ref.scopes))
+                                  scoped=bool(ref.scopes), train_tasks=count)
         else:
-            problem = fit_problem(record, tasks, env, agent, ref)
+            problem = fit_problem(record, tasks, env, agent, ref, train_tasks=count)
     except Exception as exc:  # noqa: BLE001 (a part the rules could not judge)
         return "\n".join([f"{head}: building this configuration's agent to compare it "
                           f"failed ({type(exc).__name__}: {exc})", *where])

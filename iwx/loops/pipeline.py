@@ -19,6 +19,7 @@ import torch
 
 from iwx.agents.base import MultiTaskAgent
 from iwx.agents.iwpl import IWPL
+from iwx.envs.tasks import first_train_tasks
 from iwx.loops.adaptation import Adaptation
 from iwx.loops.checkpoint import Checkpointer, rng_state, set_rng_state
 from iwx.loops.guard import DivergenceGuard
@@ -74,7 +75,8 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
                        agent=IWPL, replay=TaskReplay, training=None, adaptation=None,
                        oracle=None, baseline=None, baseline_name: str = "baseline",
                        training_env=None, pretrained: str | None = None, device: str = "auto",
-                       num_threads: int = 1, adapt_on: str = "test") -> dict:
+                       num_threads: int = 1, adapt_on: str = "test",
+                       train_tasks: int | None = None) -> dict:
     """Returns {"returns": {variant: [tasks, seeds, episodes]}, "oracle": [tasks] | None, ...}.
 
     ``oracle(test_params, env)`` and ``baseline(test_params, env)`` give per-task
@@ -93,6 +95,9 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
     ``adapt_on``: the split the variants adapt on, ``"test"`` (the held-out tasks)
     or ``"validation"`` (appendix A.2 chooses adaptation hyperparameters on a few
     validation tasks; sweeps use it so held-out tasks never pick a configuration).
+    ``train_tasks``: train on the first ``train_tasks`` of the split's training tasks
+    only, adapting on the same held-out tasks as with all of them (figure 4's few-task
+    regime; iwx.envs.tasks.first_train_tasks). None: all.
     """
     # Everything up to the first sample is checking and building: a ValueError here is a
     # configuration refused before any compute (the runner says it in one line).
@@ -108,7 +113,7 @@ def pretrain_and_adapt(seed: int, logger: ResumableLogger, checkpointer: Checkpo
         random.seed(seed)
         rng = np.random.default_rng(np.random.SeedSequence(seed))
 
-        split = tasks.split(seed)
+        split = first_train_tasks(tasks.split(seed), train_tasks)
         num_train = len(split.train)
         adapt_tasks = split.test if adapt_on == "test" else split.validation
         if len(adapt_tasks) == 0:
