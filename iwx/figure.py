@@ -27,8 +27,14 @@ panel's task, built from the panel's gin file (iwx/figures/frames.py), with the 
 OpenGL backend that renders here (iwx/figures/gl.py), into ``figureN.png`` / ``.pdf``,
 ``frames/<task>.png``, ``figure.json`` and ``README.md``; ``--dry-run`` lists the frames.
 
+``--until 00:55`` (a time of day, a date and time, or a duration: ``150m``) starts only
+the runs whose estimate fits before then and leaves the others for the same command
+later (iwx/figures/deadline.py): for a machine lent until a known time, where a run
+still going when it goes would be lost. ``--dry-run --until`` says which would start.
+
 Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
-the others, the failures' output tails printed); 2 nothing ran: an unknown figure,
+the others, the failures' output tails printed); 3 runs were left for ``--until``
+(the figure is drawn from what is recorded; the same command runs them); 2 nothing ran: an unknown figure,
 scale, panel or run name, a spec with a missing or mistyped key (file and key named), a gin
 file that does not exist, a binding gin refuses, a MongoDB that does not answer.
 """
@@ -82,6 +88,10 @@ def parse_args(argv=None):
     p.add_argument("--progress-every", type=positive_seconds, default=None, metavar="SECONDS",
                    help="how often to print each running run's newest progress line, when "
                         "it changed (default 300)")
+    p.add_argument("--until", metavar="WHEN",
+                   help="start only runs that will finish before WHEN: a time of day (00:55), "
+                        "a date and time (2026-12-06 00:55) or a duration (150m, 2.5h); "
+                        "the others are left for the same command later (exit 3)")
     p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
                    help="binding appended to every run (repeatable): your own override")
     return p.parse_args(argv)
@@ -110,6 +120,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.jobs < 1:
         return fail(f"--jobs {args.jobs}: expected at least 1")
+    args.deadline_s = None
+    if args.until is not None:
+        import datetime as dt
+        import time
+
+        from iwx.figures.deadline import parse_until
+
+        now = dt.datetime.now()
+        try:
+            at = parse_until(args.until, now)
+        except ValueError as exc:
+            return fail(str(exc))
+        args.deadline_s = time.time() + (at - now).total_seconds()
+        args.until_text = f"{args.until} ({at:%Y-%m-%d %H:%M})"
     if args.mongo:
         from iwx.experiment.mongo import check_url
 
@@ -142,6 +166,8 @@ def main(argv=None) -> int:
     if args.dry_run:
         print(planning.table(plan))
         print(f"{PREFIX} {planning.totals(plan)}; dry run: nothing run")
+        if args.deadline_s is not None:
+            print(until_plan(plan, args))
         return 0
     return run_and_draw(args, plan, argv)
 
@@ -199,11 +225,40 @@ def frames_command(args, spec, argv: list[str]) -> int:
     return 0
 
 
+def until_plan(plan, args) -> str:
+    """The dry run's answer to ``--until``: which runs would start, when, and which not
+    (iwx.figures.deadline.schedule on the estimates)."""
+    import time
+
+    from iwx.figures.deadline import SAFETY, names, schedule
+    from iwx.figures.plan import minutes_text
+
+    available = max(0.0, (args.deadline_s - time.time()) / 60.0)
+    missing = plan.missing()
+    starts, left = schedule(missing, args.jobs, available, lambda p: p.minutes_left(),
+                            lambda p: p.after)
+    total = len(plan.runs)
+    head = (f"{PREFIX} --until {args.until_text}: {minutes_text(available)} min from now, "
+            f"--jobs {args.jobs}, a run starting only where {SAFETY:g} × its estimate ends "
+            "before then")
+    if not missing:
+        return head + ": nothing to run"
+    lines = [head + f": {len(starts)} of {len(missing)} would start"]
+    for p in missing:
+        if p.number in starts:
+            lines.append(f"  run {p.number}/{total} at +{minutes_text(starts[p.number])} min, "
+                         f"about {minutes_text(p.minutes_left())} min: {p.name()}")
+    if left:
+        lines.append(f"  left for later: {names(left, total)}")
+    return "\n".join(lines)
+
+
 def report_failures(plan, missing, outcomes: dict[int, dict]) -> list:
     """Each run that failed (not one a signal stopped), with the tail of its output, on
     stderr; also when the figure stops early, so no failure goes unexplained."""
     failed = [p for p in missing if p.number in outcomes and not outcomes[p.number]["ok"]
-              and not outcomes[p.number].get("interrupted")]
+              and not outcomes[p.number].get("interrupted")
+              and not outcomes[p.number].get("not_started")]
     for p in failed:
         print(f"\n{PREFIX} run {p.number}/{len(plan.runs)} failed: {p.name()}\n"
               f"{outcomes[p.number]['error']}", file=sys.stderr)
@@ -229,7 +284,9 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     try:
         outcomes = execute(missing, len(plan.runs), args.jobs,
                            echo=lambda line: print(line, flush=True),
-                           progress_s=args.progress_every or PROGRESS_S)
+                           progress_s=args.progress_every or PROGRESS_S,
+                           deadline_s=args.deadline_s,
+                           until=getattr(args, "until_text", ""))
     except RunInterrupted as exc:   # a signal reached one run's own process, or this one
         report_failures(plan, missing, exc.outcomes)
         if exc.forwarded:
@@ -246,10 +303,16 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
               "the same command resumes them from their checkpoints", file=sys.stderr)
         return 130
     failed = report_failures(plan, missing, outcomes)
+    left = [p for p in missing if outcomes.get(p.number, {}).get("not_started")]
+    if left:
+        from iwx.figures.deadline import names
+
+        print(f"{PREFIX} {len(left)} run(s) not started for --until {args.until_text}: "
+              f"{names(left, len(plan.runs))}; the same command runs them", file=sys.stderr)
     runs = collect.records(plan, outcomes)
     if not runs:
         print("iwx.figure: no completed run to draw from", file=sys.stderr)
-        return 1
+        return 1 if failed or not left else 3
     out = Path(args.out) if args.out else Path("reports") / \
         f"{plan.figure.name}-{plan.scale.name}"
     try:
@@ -264,7 +327,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     if failed:
         print(f"{PREFIX} {len(failed)} run(s) failed (above); the figure is drawn without "
               "them", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed else 3 if left else 0
 
 
 if __name__ == "__main__":

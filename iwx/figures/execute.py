@@ -21,6 +21,10 @@ file the run's stderr goes to: a run of hours is never silent between its start 
 A run that adapts from another's model (``Planned.after``) starts only once that run
 has completed (at ``--jobs`` > 1 others go first); when it failed, the dependent run is
 reported failed without starting.
+
+With a deadline (``--until``, iwx.figures.deadline) a free slot takes the first run
+whose estimate fits before it; a run that does not is not started (outcome
+``not_started``: neither failed nor interrupted), nor is one that adapts from it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from iwx.figures.compute import folder_seconds, same_entry
+from iwx.figures.deadline import fits, why_not
 from iwx.figures.plan import Planned, minutes_text
 from iwx.figures.stops import Forwarder, own_group, run_registered
 
@@ -72,16 +77,22 @@ class RunInterrupted(KeyboardInterrupt):
 
 def execute(missing: list[Planned], total: int, jobs: int = 1,
             echo: Callable[[str], None] = print,
-            progress_s: float = PROGRESS_S) -> dict[int, dict]:
+            progress_s: float = PROGRESS_S, deadline_s: float | None = None,
+            until: str = "") -> dict[int, dict]:
     """{planned run's number: run_captured's outcome} of every run in ``missing``;
     ``total`` (all runs of the figure) numbers the progress lines; every ``progress_s``
-    seconds each running run's newest status line is echoed when it changed. Raises
-    :class:`RunInterrupted` once the runs going have ended, when a signal stopped one."""
+    seconds each running run's newest status line is echoed when it changed. With
+    ``deadline_s`` (``time.time()`` seconds; ``until``: how the user wrote it) a run
+    starts only if its estimate fits before it; the others' outcomes say
+    ``not_started``. Raises :class:`RunInterrupted` once the runs going have ended,
+    when a signal stopped one."""
     with tempfile.TemporaryDirectory(prefix="iwx-figure-logs-") as logs:
-        return _execute(missing, total, jobs, echo, progress_s, Path(logs))
+        return _execute(missing, total, jobs, echo, progress_s, Path(logs), deadline_s,
+                        until)
 
 
-def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, dict]:
+def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None,
+             until="") -> dict[int, dict]:
     outcomes: dict[int, dict] = {}
     shown: dict[int, str | None] = {}       # run number: the status line echoed last
     stopped = 0
@@ -111,6 +122,13 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                     break
                 queue.remove(p)
                 source = p.after
+                if source is not None and outcomes.get(source.number, {}).get("not_started"):
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": (
+                        f"it adapts from run {source.number}, which was not started")}
+                    pending.discard(p.number)
+                    echo(f"{PREFIX} run {p.number}/{total} not started (its pretraining, run "
+                         f"{source.number}, was not): {p.name()}")
+                    continue
                 if source is not None and source.done is None and \
                         not outcomes.get(source.number, {}).get("ok"):
                     outcomes[p.number] = {"ok": False, "seconds": 0.0, "error": (
@@ -120,10 +138,16 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path) -> dict[int, di
                     echo(f"{PREFIX} run {p.number}/{total} FAILED (not started: run "
                          f"{source.number}, its pretraining, did not complete): {p.name()}")
                     continue
+                left = p.minutes_left()
+                if not fits(left, time.time(), deadline_s):
+                    why = why_not(left, time.time(), deadline_s, until)
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": why}
+                    pending.discard(p.number)
+                    echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({why})")
+                    continue
                 log = logs / f"run_{p.number}.log"
                 running[pool.submit(run_registered, p.spec, str(log), str(logs),
                                     p.number)] = (p, time.monotonic())
-                left = p.minutes_left()
                 resumed = (f", {minutes_text(left)} left after its checkpoint"
                            if left < p.minutes else "")
                 measured = " measured" if p.measured else ""

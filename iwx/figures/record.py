@@ -43,7 +43,8 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
         record = records.get(p.number)
         outcome = ran.get(p.number)
         if record is None:
-            how = "failed" if outcome is not None and not outcome["ok"] else "missing"
+            how = "missing" if outcome is None or outcome["ok"] else \
+                "not started" if outcome.get("not_started") else "failed"
         elif p.done is not None or (outcome or {}).get("reused"):
             how = "reused"
         else:
@@ -59,7 +60,9 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
                         "dir": str(Path(record.source) / str(record.id)) if local else None,
                         "method": (record.config.get("identity") or {}).get("method"),
                         "compute_seconds": compute_of(record)})
-        if outcome is not None and not outcome["ok"]:
+        if outcome is not None and outcome.get("not_started"):
+            row["not_started"] = outcome["not_started"]
+        elif outcome is not None and not outcome["ok"]:
             row["error"] = outcome.get("error", "")[-2000:]
         rows.append(row)
     return rows
