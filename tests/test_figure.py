@@ -272,7 +272,11 @@ def test_the_smoke_figure_runs_records_and_draws_every_run(smoke):
             low, high = scipy_stats.ttest_ind(last, before, equal_var=False) \
                 .confidence_interval(0.95)
             assert check["ci95"] == pytest.approx((high - low) / 2, rel=1e-6)
-        assert check["rising"] == (check["change"] - check["ci95"] > 0)
+        assert check["significant"] == (check["change"] - check["ci95"] > 0)
+        # 4 points: the first stretch is the one before, so the change is the whole gain
+        assert check["gain"] == pytest.approx(check["change"])
+        assert check["rising"] == (check["significant"] and (
+            check["share"] is None or check["share"] >= 0.1))
     assert "still rising?" in (out / "README.md").read_text()
     assert record["compute_seconds"] > 0
     # the training of every run that trained (From Scratch does not), per panel

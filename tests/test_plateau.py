@@ -41,8 +41,37 @@ def test_unequal_spreads_use_welchs_degrees_of_freedom():
 
 def test_a_flat_series_is_a_plateau_and_nans_are_dropped():
     got = plateau([1.0, np.nan, 1.0, 1.0, 1.0, 1.0])
-    assert got == {"points": 2, "before": 1.0, "last": 1.0, "change": 0.0, "ci95": 0.0,
+    assert got == {"points": 2, "first": 1.0, "before": 1.0, "last": 1.0, "change": 0.0,
+                   "ci95": 0.0, "significant": False, "gain": 0.0, "share": None,
                    "rising": False}
+
+
+def test_a_resolved_rise_under_a_tenth_of_the_runs_gain_is_a_flattening_curve():
+    # n = 10, k = 2: first = [0, 2] (mean 1), before = [20, 20.2] (mean 20.1),
+    # last = [21, 21.2] (mean 21.1). se = √(0.02/2 + 0.02/2) = √0.02, df = 2:
+    # half-width 4.302653 · 0.141421 = 0.608490 < change 1.0: a resolved rise.
+    # gain = 21.1 − 1 = 20.1; share = 1.0 / 20.1 = 0.049751 < 0.1: flattening.
+    values = [0, 2, 5, 10, 15, 18, 20, 20.2, 21, 21.2]
+    got = plateau(values)
+    assert got["first"] == 1.0 and got["gain"] == pytest.approx(20.1)
+    assert got["change"] == pytest.approx(1.0)
+    assert got["ci95"] == pytest.approx(4.302653 * np.sqrt(0.02), rel=1e-6)
+    assert got["significant"] is True
+    assert got["share"] == pytest.approx(1.0 / 20.1)
+    assert got["rising"] is False
+    # the same rise counts with a bar of 4%, and a bar of 0 is the interval alone
+    assert plateau(values, min_share=0.04)["rising"] is True
+    assert plateau(values, min_share=0.0)["rising"] is True
+
+
+def test_the_share_is_of_the_size_of_the_gain_and_a_fall_then_rise_can_be_rising():
+    # first = [10, 10], before = [0, 0.2] (mean 0.1), last = [3, 3.2] (mean 3.1):
+    # change 3 (half-width 0.608490), gain = 3.1 − 10 = −6.9, share = 3 / 6.9 = 0.4348
+    got = plateau([10, 10, 6, 4, 2, 1, 0, 0.2, 3, 3.2])
+    assert got["gain"] == pytest.approx(-6.9) and got["share"] == pytest.approx(3 / 6.9)
+    assert got["rising"] is True
+    with pytest.raises(ValueError, match="min_share must be >= 0"):
+        plateau(range(10), min_share=-0.1)
 
 
 def test_too_short_a_series_says_nothing_and_a_bad_fraction_is_refused():

@@ -17,7 +17,8 @@ from iwx.results.tables import fmt
 def plateau_rows(plan: Plan, records: dict[int, RecordedRun]) -> list[dict]:
     """Per run that trained (logged ``train/return``), whether its training return was
     still rising at the end of its budget (:func:`iwx.results.plateau.plateau`: the last
-    20% of the logged points against the 20% before, Welch 95% CI of the change)."""
+    20% of the logged points against the 20% before, Welch 95% CI of the change, and the
+    change as a share of the run's whole gain)."""
     rows = []
     for p in plan.runs:
         run = records.get(p.number)
@@ -34,14 +35,18 @@ def plateau_rows(plan: Plan, records: dict[int, RecordedRun]) -> list[dict]:
 def plateau_table(rows: list[dict]) -> str:
     """Markdown of :func:`plateau_rows`."""
     out = ["| panel | run | seed | updates | return, 20% before → last 20% of the log | "
-           "change ± 95% CI | still rising? |", "|---|---|---|---|---|---|---|"]
+           "change ± 95% CI | share of the run's gain | still rising? |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         updates = "—" if r["updates"] is None else f"{r['updates']:,.0f}"
         if not r["points"]:
             out.append(f"| {r['panel']} | {r['label']} | {r['seed']} | {updates} | "
-                       "(too few points) | — | — |")
+                       "(too few points) | — | — | — |")
             continue
+        share = "—" if r.get("share") is None else f"{100 * r['share']:.0f}%"
+        verdict = "**yes**" if r["rising"] else \
+            "flattening" if r.get("significant") else "no"
         out.append(f"| {r['panel']} | {r['label']} | {r['seed']} | {updates} | "
                    f"{r['before']:.2f} → {r['last']:.2f} ({r['points']} points each) | "
-                   f"{fmt(r['change'], r['ci95'])} | {'**yes**' if r['rising'] else 'no'} |")
+                   f"{fmt(r['change'], r['ci95'])} | {share} | {verdict} |")
     return "\n".join(out)

@@ -134,7 +134,9 @@ def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
         md += ["Was each training still rising when its budget ended? `train/return`, the "
                "mean of the last 20% of the logged points against the 20% before them, "
                "Welch 95% CI of the change (iwx.results.plateau); **yes** where the change "
-               "is above zero by more than its interval:", "",
+               "is above zero by more than its interval and at least a tenth of what the "
+               "run gained in all (last 20% against the first 20%), *flattening* where it "
+               "is above zero but less:", "",
                plateau_table(drawing.plateaus), ""]
     md += ["| panel | run | seed | record | uid | how | compute |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -6,6 +6,17 @@ difference of their means with a Welch 95% interval. A curve whose difference is
 zero by more than the interval is *still rising*; otherwise the budget found no rise that
 the noise cannot explain, which is what "plateaued" can honestly mean from one run.
 
+A rise the noise cannot explain is not yet "still rising": over a long budget the last
+stretch of a curve that has all but flattened is often above the one before it by a
+margin the interval resolves (a return of 12.68 → 12.76 on a run that climbed from 1,
+say). So the change is also measured against what the whole run gained, ``gain`` = the
+last stretch's mean less the first stretch's (the first k points): a curve is *still
+rising* when its change is above zero by more than the interval **and** at least
+``min_share`` (default a tenth) of that gain. Below it the curve is *flattening*: the
+last fifth of the budget added less than a tenth of what training gained, and more
+budget buys little at that rate. Both numbers are returned (``significant``,
+``share``), so a reader can apply a stricter rule.
+
 The points are treated as independent draws around each stretch's mean. Logged training
 returns are means over the episodes of one logging period, so neighbouring points share
 nothing but the policy's slow drift; the drift inside a stretch widens its variance,
@@ -19,14 +30,20 @@ import math
 import numpy as np
 
 
-def plateau(values, fraction: float = 0.2, confidence: float = 0.95) -> dict | None:
+MIN_SHARE = 0.1   # a rise under a tenth of the run's whole gain is a flattening curve
+
+
+def plateau(values, fraction: float = 0.2, confidence: float = 0.95,
+            min_share: float = MIN_SHARE) -> dict | None:
     """``values``: [n] a training series as logged, in order, at equal spacing (e.g.
     ``train/return`` every ``log_period`` updates; NaN points are dropped first).
 
-    k = max(2, ⌊n · fraction⌋) points per stretch; ``before`` = the k points before the
-    last k. Returns {"points": k, "before": mean, "last": mean, "change": last − before,
-    "ci95": Welch half-width of the change, "rising": change − ci95 > 0}; None when
-    fewer than 2k points were logged."""
+    k = max(2, ⌊n · fraction⌋) points per stretch; ``first`` = the first k points,
+    ``before`` = the k points before the last k. Returns {"points": k, "first": mean,
+    "before": mean, "last": mean, "change": last − before, "ci95": Welch half-width of
+    the change, "significant": change − ci95 > 0, "gain": last − first, "share":
+    change / |gain| (None when gain is 0), "rising": significant and (share is None or
+    share ≥ min_share)}; None when fewer than 2k points were logged."""
     from scipy import stats
 
     if not 0 < fraction <= 0.5:
@@ -44,6 +61,13 @@ def plateau(values, fraction: float = 0.2, confidence: float = 0.95) -> dict | N
     else:                                                        # Welch–Satterthwaite
         df = (v1 + v2) ** 2 / (v1 ** 2 / (k - 1) + v2 ** 2 / (k - 1))
         half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+    if not min_share >= 0:
+        raise ValueError(f"plateau: min_share must be >= 0, got {min_share}")
     change = float(last.mean() - before.mean())
-    return {"points": k, "before": float(before.mean()), "last": float(last.mean()),
-            "change": change, "ci95": half, "rising": bool(change - half > 0)}
+    gain = float(last.mean() - x[:k].mean())
+    share = None if gain == 0.0 else change / abs(gain)
+    significant = bool(change - half > 0)
+    return {"points": k, "first": float(x[:k].mean()), "before": float(before.mean()),
+            "last": float(last.mean()), "change": change, "ci95": half,
+            "significant": significant, "gain": gain, "share": share,
+            "rising": significant and (share is None or share >= min_share)}
