@@ -32,9 +32,13 @@ the runs whose estimate fits before then and leaves the others for the same comm
 later (iwx/figures/deadline.py): for a machine lent until a known time, where a run
 still going when it goes would be lost. ``--dry-run --until`` says which would start.
 
+A run that another process is running (its lock held: a second figure command on the
+same runs folder, say) is left to it, so two commands share out a figure's runs.
+
 Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
-the others, the failures' output tails printed); 3 runs were left for ``--until``
-(the figure is drawn from what is recorded; the same command runs them); 2 nothing ran: an unknown figure,
+the others, the failures' output tails printed); 3 runs were left, for ``--until`` or
+to the process running them (the figure is drawn from what is recorded; the same
+command runs or reuses them); 2 nothing ran: an unknown figure,
 scale, panel or run name, a spec with a missing or mistyped key (file and key named), a gin
 file that does not exist, a binding gin refuses, a MongoDB that does not answer.
 """
@@ -307,8 +311,17 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     if left:
         from iwx.figures.deadline import names
 
-        print(f"{PREFIX} {len(left)} run(s) not started for --until {args.until_text}: "
-              f"{names(left, len(plan.runs))}; the same command runs them", file=sys.stderr)
+        elsewhere = [p for p in left
+                     if "another process" in outcomes[p.number]["not_started"]]
+        timed = [p for p in left if p not in elsewhere]
+        total = len(plan.runs)
+        if timed:
+            print(f"{PREFIX} {len(timed)} run(s) not started for --until {args.until_text}: "
+                  f"{names(timed, total)}; the same command runs them", file=sys.stderr)
+        if elsewhere:
+            print(f"{PREFIX} {len(elsewhere)} run(s) left to the process running them: "
+                  f"{names(elsewhere, total)}; the same command reuses what they record",
+                  file=sys.stderr)
     runs = collect.records(plan, outcomes)
     if not runs:
         print("iwx.figure: no completed run to draw from", file=sys.stderr)

@@ -315,10 +315,11 @@ def test_the_same_command_again_reuses_every_run_and_redraws(smoke):
 
 def test_a_failed_run_is_reported_and_the_figure_drawn_from_the_others(smoke, tmp_path,
                                                                        monkeypatch):
-    """The smoke scale's Reach panel plus one more run, which cannot start: another
-    process (this test) holds its configuration's run lock. The four recorded runs are
-    reused and drawn; the failure is reported with its output's tail; exit status 1."""
-    from iwx.experiment.run_lock import RunLock, lock_path
+    """The smoke scale's Reach panel plus one more run, which cannot start: both of its
+    checkpoint files are damaged (iwx.loops.checkpoint refuses them, naming them). The
+    four recorded runs are reused and drawn; the failure is reported with its output's
+    tail; exit status 1. (A run another process holds is not a failure:
+    tests/test_figure_shared_runs.py.)"""
     from iwx.figures.plan import make_plan
     from iwx.figures.spec import load
 
@@ -336,13 +337,16 @@ def test_a_failed_run_is_reported_and_the_figure_drawn_from_the_others(smoke, tm
     plan = make_plan(load(path), "smoke", runs_dir=str(runs))
     assert [p.done is not None for p in plan.runs] == [True] * 4 + [False]
     out = tmp_path / "out"
-    with RunLock(lock_path(runs, plan.runs[-1].key), key=plan.runs[-1].key):
-        proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs, "--out", out])
+    damaged = runs / "_checkpoints" / plan.runs[-1].key
+    damaged.mkdir(parents=True)
+    for name in ("state.pt", "state.prev.pt"):
+        (damaged / name).write_bytes(b"not a checkpoint")
+    proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs, "--out", out])
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     (failed_line,) = [line for line in proc.stdout.splitlines() if "run 5/5 FAILED" in line]
-    assert "run lock" in failed_line.lower() or plan.runs[-1].key in failed_line, failed_line
+    assert "--fresh" in failed_line, failed_line      # the checkpoint error's last line
     assert "run 5/5 failed: reach_cpu · gin/reach_scratch.gin · seed 0" in proc.stderr
-    assert plan.runs[-1].key in proc.stderr            # the lock's message names the key
+    assert plan.runs[-1].key in proc.stderr            # the error names the files
     record = read_json(out / "figure.json")
     assert [line["label"] for line in record["panels"][0]["lines"]] == VARIANTS
     assert [r["status"] for r in record["runs"]] == ["reused"] * 4 + ["failed"]

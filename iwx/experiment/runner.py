@@ -39,10 +39,12 @@ class RunStopped(Exception):
     process's exit status (130 Ctrl-C, 143 SIGTERM: 128 + the signal, as a shell
     reports a process a signal ended; 1 a failure)."""
 
-    def __init__(self, message: str, exit_code: int = 1, *, resumable: bool = False):
+    def __init__(self, message: str, exit_code: int = 1, *, resumable: bool = False,
+                 locked: bool = False):
         super().__init__(message)
         self.exit_code = exit_code
         self.resumable = resumable
+        self.locked = locked      # not started: another live process runs this key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +191,7 @@ def execute(prepared: Prepared) -> RunRecord:
     try:
         lock.acquire()
     except RunLocked as exc:
-        raise RunStopped(f"{PREFIX}: {exc}", 2) from None
+        raise RunStopped(f"{PREFIX}: {exc}", 2, locked=True) from None
     try:
         return _execute_locked(prepared)
     finally:
@@ -344,7 +346,8 @@ def run_captured(spec: RunSpec, log_path: str | None = None) -> dict:
     are per process), its stdout / stderr captured rather than shown. Returns plain
     data: {"ok", "seconds", "reused", "run_dir", "results", "identity"} or, when the
     run failed, {"ok": False, "seconds", "error": the tail of its output, "interrupted":
-    the exit status 130 / 143 when a signal stopped it (recorded INTERRUPTED), else 0}.
+    the exit status 130 / 143 when a signal stopped it (recorded INTERRUPTED), else 0,
+    "locked": True when it did not start because another process runs its key}.
     ``log_path``: a file its stderr goes to (progress status lines among it), for the
     caller to follow while the run goes on; default an anonymous temporary file."""
     import time
@@ -357,12 +360,13 @@ def run_captured(spec: RunSpec, log_path: str | None = None) -> dict:
         sys.stderr.flush()
         os.dup2(out.fileno(), 1)     # what the run and anything below Python writes
         os.dup2(err.fileno(), 2)
-        record, interrupted = None, 0
+        record, interrupted, locked = None, 0, False
         try:
             record = run(spec)
         except RunStopped as exc:   # its message says what happened and what to do
             print(exc, file=sys.stderr)
             interrupted = exc.exit_code if exc.exit_code in (130, 143) else 0
+            locked = exc.locked
         except Exception:  # noqa: BLE001  (reported like a failed command)
             traceback.print_exc()
         sys.stdout.flush()
@@ -372,7 +376,7 @@ def run_captured(spec: RunSpec, log_path: str | None = None) -> dict:
             err.seek(0)
             out.seek(0)
             return {"ok": False, "seconds": seconds, "error": (err.read() or out.read())[-2000:],
-                    "interrupted": interrupted}
+                    "interrupted": interrupted, "locked": locked}
     return {"ok": True, "seconds": 0.0 if record.reused else seconds, "reused": record.reused,
             "run_dir": str(record.run_dir), "results": record.results,
             "identity": record.identity}

@@ -25,6 +25,11 @@ reported failed without starting.
 With a deadline (``--until``, iwx.figures.deadline) a free slot takes the first run
 whose estimate fits before it; a run that does not is not started (outcome
 ``not_started``: neither failed nor interrupted), nor is one that adapts from it.
+
+A run that another live process is running (its key's lock is held: another figure
+command, a queue beside this one, someone's ``iwx.run``) is not started either: it is
+left to that process, and the same command later reuses what it records. Two figure
+commands on one runs folder therefore share out the runs instead of failing each other.
 """
 
 from __future__ import annotations
@@ -138,6 +143,12 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                     echo(f"{PREFIX} run {p.number}/{total} FAILED (not started: run "
                          f"{source.number}, its pretraining, did not complete): {p.name()}")
                     continue
+                holder = running_elsewhere(p)
+                if holder is not None:
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": holder}
+                    pending.discard(p.number)
+                    echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({holder})")
+                    continue
                 left = p.minutes_left()
                 if not fits(left, time.time(), deadline_s):
                     why = why_not(left, time.time(), deadline_s, until)
@@ -171,6 +182,8 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                 except Exception as exc:  # noqa: BLE001  (the run's process died)
                     outcome = {"ok": False, "seconds": time.monotonic() - start,
                                "error": f"{type(exc).__name__}: {exc}"}
+                if outcome.get("locked"):     # the other process took it just before
+                    outcome = {**outcome, "not_started": "running in another process"}
                 outcomes[p.number] = outcome
                 pending.discard(p.number)
                 stopped = stopped or outcome.get("interrupted", 0)
@@ -182,6 +195,19 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
             if stopped and not running:
                 raise RunInterrupted(stopped, outcomes, forwarded)
     return outcomes
+
+
+def running_elsewhere(p: Planned) -> str | None:
+    """'running in another process (pid 8562 since 12-05 22:44)' when a live process
+    holds the run's lock (iwx.experiment.run_lock), else None."""
+    from iwx.experiment.run_lock import current_holder, lock_path
+    from iwx.figures.plan import clock
+
+    holder = current_holder(lock_path(p.spec.runs_dir, p.key))
+    if holder is None:
+        return None
+    return (f"running in another process (pid {holder.get('pid')} since "
+            f"{clock(holder.get('started'))})")
 
 
 def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:
@@ -199,6 +225,8 @@ def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:
 
 
 def status(outcome: dict) -> str:
+    if outcome.get("not_started"):
+        return f"not started ({outcome['not_started']})"
     if outcome.get("interrupted"):
         return (f"INTERRUPTED after {outcome['seconds']:.0f} s (exit "
                 f"{outcome['interrupted']}; resumes from its checkpoint)")

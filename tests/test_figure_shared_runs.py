@@ -1,0 +1,80 @@
+"""Two figure commands on one runs folder share out the runs: a run whose lock another
+live process holds is left to it ("not started", exit 3), not failed, and the same
+command later reuses what that process recorded (iwx/figures/execute.py)."""
+
+from __future__ import annotations
+
+import os
+
+import gin
+import pytest
+
+from cli import ROOT, read_json, run_cli
+from iwx.experiment.run_lock import RunLock, lock_path
+
+PICK = ["--scale", "smoke", "--panels", "reach_cpu", "--runs", "From Scratch"]
+
+
+def figure(args):
+    return run_cli("iwx.figure", [str(a) for a in args], timeout=900)
+
+
+def planned(runs_dir):
+    """Figure 3's smoke From Scratch run on Reach (cpu), as the command plans it."""
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import find, load
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        plan = make_plan(load(find(3)), "smoke", runs_dir=str(runs_dir), tasks=["reach_cpu"],
+                         names=["From Scratch"])
+    finally:
+        gin.clear_config()
+        os.chdir(cwd)
+    (run,) = plan.runs
+    return run
+
+
+def test_a_run_another_process_is_running_is_left_to_it(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    run = planned(runs)
+    (runs / "_checkpoints").mkdir(parents=True)
+    lock = RunLock(lock_path(runs, run.key), key=run.key).acquire()    # "another process"
+    try:
+        proc = figure([3, *PICK, "--runs-dir", runs, "--out", out])
+    finally:
+        lock.release()
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (f"run 1/1 not started: reach_cpu · gin/reach_scratch.gin · seed 0 (running in "
+            f"another process (pid {os.getpid()} since") in proc.stdout
+    assert "1 run(s) left to the process running them: 1/1" in proc.stderr
+    assert "failed" not in proc.stdout + proc.stderr
+    assert not list(runs.glob("[0-9]*"))                    # nothing recorded: not started
+
+    again = figure([3, *PICK, "--runs-dir", runs, "--out", out])   # the lock is free now
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert read_json(out / "figure.json")["runs"][0]["status"] == "ran"
+
+
+def test_a_run_that_finds_its_key_locked_says_so_to_the_figure(tmp_path):
+    """The race: the other process takes the lock between the figure's look and the
+    run's start; the run refuses (exit 2, as iwx.run) and says it was locked."""
+    from iwx.experiment.runner import RunStopped, run as run_one
+
+    runs = tmp_path / "runs"
+    run = planned(runs)
+    (runs / "_checkpoints").mkdir(parents=True)
+    lock = RunLock(lock_path(runs, run.key), key=run.key).acquire()
+    try:
+        with pytest.raises(RunStopped) as stopped:
+            cwd = os.getcwd()
+            os.chdir(ROOT)
+            try:
+                run_one(run.spec)
+            finally:
+                gin.clear_config()
+                os.chdir(cwd)
+    finally:
+        lock.release()
+    assert stopped.value.locked is True and stopped.value.exit_code == 2
