@@ -78,3 +78,15 @@ def test_the_handlers_are_put_back_and_an_ignored_sigint_stays_ignored(tmp_path)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before_int)
+
+
+def test_the_stop_mark_is_read_once_for_its_status(tmp_path):
+    from iwx.figures.stops import stop_status
+
+    assert stop_status(tmp_path) is None                       # no mark: no stop
+    (tmp_path / STOP).write_text(str(int(signal.SIGINT)))
+    assert stop_status(tmp_path) == 130
+    (tmp_path / STOP).write_text(str(int(signal.SIGTERM)))
+    assert stop_status(tmp_path) == 143
+    (tmp_path / STOP).write_text("")                           # a mark that does not say
+    assert stop_status(tmp_path) == 143

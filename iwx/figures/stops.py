@@ -61,8 +61,9 @@ def run_registered(spec, log_path: str, control: str, number: int) -> dict:
             partial = target.with_suffix(".tmp")
             partial.write_text(str(os.getpid()))
             partial.replace(target)       # whole or absent, never half written
-            if (Path(control) / STOP).exists():
-                return stopped_before_start(start, 130 if _stop_was_sigint(control) else 143)
+            stop = stop_status(Path(control))
+            if stop is not None:
+                return stopped_before_start(start, stop)
             return run_captured(spec, log_path)
     except (KeyboardInterrupt, Terminated) as exc:   # arrived before the run took over
         return stopped_before_start(start, interrupt_exit_code(exc))
@@ -74,11 +75,16 @@ def stopped_before_start(start: float, status: int) -> dict:
                      "recorded"}
 
 
-def _stop_was_sigint(control: str) -> bool:
+def stop_status(control: Path) -> int | None:
+    """The exit status the command's ``STOP`` mark stands for, read once: 130 for
+    SIGINT, 143 for SIGTERM (or a mark that does not say); None when there is none."""
     try:
-        return (Path(control) / STOP).read_text().strip() == str(int(signal.SIGINT))
+        text = (control / STOP).read_text().strip()
+    except FileNotFoundError:
+        return None
     except OSError:
-        return False
+        return 143
+    return 130 if text == str(int(signal.SIGINT)) else 143
 
 
 class Forwarder:
@@ -109,8 +115,10 @@ class Forwarder:
     def forward(self, signum, frame) -> None:
         self.on_stop(128 + signum)
         mark = self.control / STOP
-        if not mark.exists():
-            mark.write_text(str(int(signum)))
+        if not mark.exists():             # whole or absent, as the pid files
+            partial = mark.with_suffix(".tmp")
+            partial.write_text(str(int(signum)))
+            partial.replace(mark)
         for number in list(self.going()):
             try:
                 pid = int(pid_file(self.control, number).read_text())
