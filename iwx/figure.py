@@ -311,9 +311,8 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     if left:
         from iwx.figures.deadline import names
 
-        elsewhere = [p for p in left
-                     if "another process" in outcomes[p.number]["not_started"]]
-        timed = [p for p in left if p not in elsewhere]
+        elsewhere = [p for p in left if outcomes[p.number].get("left") == "elsewhere"]
+        timed = [p for p in left if outcomes[p.number].get("left") == "until"]
         total = len(plan.runs)
         if timed:
             print(f"{PREFIX} {len(timed)} run(s) not started for --until {args.until_text}: "

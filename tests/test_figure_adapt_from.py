@@ -137,8 +137,29 @@ def test_an_ablation_adapts_from_the_pretraining_and_draws_only_its_chosen_varia
 
 
 def test_a_dependent_of_a_failed_pretraining_is_not_started(tmp_path, monkeypatch):
-    """The pretraining cannot start (this test holds its run lock): the ablation is
-    reported failed without running, and nothing of it is recorded."""
+    """The pretraining fails at once (both its checkpoint files are damaged): the
+    ablation is reported failed without running, and nothing of it is recorded."""
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import load
+
+    monkeypatch.chdir(ROOT)
+    runs, path = tmp_path / "runs", write(tmp_path, SPEC)
+    plan = make_plan(load(path), "smoke", runs_dir=str(runs))
+    damaged = runs / "_checkpoints" / plan.runs[0].key
+    damaged.mkdir(parents=True)
+    for name in ("state.pt", "state.prev.pt"):
+        (damaged / name).write_bytes(b"not a checkpoint")
+    proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs,
+                   "--out", tmp_path / "out"])
+    assert proc.returncode == 1
+    assert "run 2/2 FAILED (not started: run 1, its pretraining, did not complete)" in proc.stdout
+    assert not [d for d in runs.glob("[0-9]*")]
+
+
+def test_a_dependent_of_a_pretraining_another_process_runs_is_left_with_it(tmp_path,
+                                                                          monkeypatch):
+    """This test holds the pretraining's run lock ("another process"): both runs are left
+    to that process (exit 3), neither failed, nothing recorded."""
     from iwx.experiment.run_lock import RunLock, lock_path
     from iwx.figures.plan import make_plan
     from iwx.figures.spec import load
@@ -149,6 +170,8 @@ def test_a_dependent_of_a_failed_pretraining_is_not_started(tmp_path, monkeypatc
     with RunLock(lock_path(runs, plan.runs[0].key), key=plan.runs[0].key):
         proc = figure(["--spec", path, "--scale", "smoke", "--runs-dir", runs,
                        "--out", tmp_path / "out"])
-    assert proc.returncode == 1
-    assert "run 2/2 FAILED (not started: run 1, its pretraining, did not complete)" in proc.stdout
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run 2/2 not started (its pretraining, run 1, was not)" in proc.stdout
+    assert "2 run(s) left to the process running them: 1/2 and 2/2" in proc.stderr
+    assert "FAILED" not in proc.stdout and "Traceback" not in proc.stderr
     assert not [d for d in runs.glob("[0-9]*")]

@@ -155,7 +155,8 @@ RULES: dict[str, dict[str, Rule]] = {
     "DivergenceGuard": {"max_abs": optional(POSITIVE)},
     "pretrain_and_adapt": {"device": DEVICE, "num_threads": POSITIVE_INT,
                            "adapt_on": one_of("test", "validation"),
-                           "pretrained": optional(TEXT), "baseline_name": TEXT},
+                           "pretrained": optional(TEXT), "baseline_name": TEXT,
+                           "train_tasks": optional(POSITIVE_INT)},
     # -- multi-task agents
     "IWPL": {"num_samples": POSITIVE_INT, "gamma": UNIT, "target_period": POSITIVE_INT,
              "critic_lr": LEARNING_RATE, "prior_lr": LEARNING_RATE},

@@ -24,11 +24,13 @@ reported failed without starting.
 
 With a deadline (``--until``, iwx.figures.deadline) a free slot takes the first run
 whose estimate fits before it; a run that does not is not started (outcome
-``not_started``: neither failed nor interrupted), nor is one that adapts from it.
+``not_started``: neither failed nor interrupted; ``left``: ``"until"``), nor is one that
+adapts from it (``left`` as its pretraining's).
 
 A run that another live process is running (its key's lock is held: another figure
 command, a queue beside this one, someone's ``iwx.run``) is not started either: it is
-left to that process, and the same command later reuses what it records. Two figure
+left to that process (``left``: ``"elsewhere"``), and the same command later reuses what
+it records. Two figure
 commands on one runs folder therefore share out the runs instead of failing each other.
 """
 
@@ -129,7 +131,8 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                 source = p.after
                 if source is not None and outcomes.get(source.number, {}).get("not_started"):
                     outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": (
-                        f"it adapts from run {source.number}, which was not started")}
+                        f"it adapts from run {source.number}, which was not started"),
+                        "left": outcomes[source.number]["left"]}
                     pending.discard(p.number)
                     echo(f"{PREFIX} run {p.number}/{total} not started (its pretraining, run "
                          f"{source.number}, was not): {p.name()}")
@@ -145,14 +148,16 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                     continue
                 holder = running_elsewhere(p)
                 if holder is not None:
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": holder}
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": holder,
+                                          "left": "elsewhere"}
                     pending.discard(p.number)
                     echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({holder})")
                     continue
                 left = p.minutes_left()
                 if not fits(left, time.time(), deadline_s):
                     why = why_not(left, time.time(), deadline_s, until)
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": why}
+                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": why,
+                                          "left": "until"}
                     pending.discard(p.number)
                     echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({why})")
                     continue
@@ -183,7 +188,8 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                     outcome = {"ok": False, "seconds": time.monotonic() - start,
                                "error": f"{type(exc).__name__}: {exc}"}
                 if outcome.get("locked"):     # the other process took it just before
-                    outcome = {**outcome, "not_started": "running in another process"}
+                    outcome = {**outcome, "not_started": "running in another process",
+                               "left": "elsewhere"}
                 outcomes[p.number] = outcome
                 pending.discard(p.number)
                 stopped = stopped or outcome.get("interrupted", 0)
