@@ -237,10 +237,13 @@ def until_plan(plan, args) -> str:
     from iwx.figures.deadline import SAFETY, names, schedule
     from iwx.figures.plan import minutes_text
 
+    from iwx.figures.execute import running_elsewhere
+
     available = max(0.0, (args.deadline_s - time.time()) / 60.0)
     missing = plan.missing()
+    elsewhere = {p.number: why for p in missing if (why := running_elsewhere(p))}
     starts, left = schedule(missing, args.jobs, available, lambda p: p.minutes_left(),
-                            lambda p: p.after)
+                            lambda p: p.after, lambda p: p.number in elsewhere)
     total = len(plan.runs)
     head = (f"{PREFIX} --until {args.until_text}: {minutes_text(available)} min from now, "
             f"--jobs {args.jobs}, a run starting only where {SAFETY:g} × its estimate ends "
@@ -252,8 +255,20 @@ def until_plan(plan, args) -> str:
         if p.number in starts:
             lines.append(f"  run {p.number}/{total} at +{minutes_text(starts[p.number])} min, "
                          f"about {minutes_text(p.minutes_left())} min: {p.name()}")
-    if left:
-        lines.append(f"  left for later: {names(left, total)}")
+
+    def held_back(p) -> bool:          # running elsewhere, or adapts from one that is
+        return p.number in elsewhere or (p.after is not None and held_back(p.after))
+
+    for p in left:
+        if p.number in elsewhere:
+            lines.append(f"  left to the process running it: run {p.number}/{total}, "
+                         f"{p.name()} ({elsewhere[p.number]})")
+    waiting = [p for p in left if p.number not in elsewhere and held_back(p)]
+    if waiting:
+        lines.append(f"  left until the runs they adapt from are done: {names(waiting, total)}")
+    later = [p for p in left if not held_back(p)]
+    if later:
+        lines.append(f"  left for later: {names(later, total)}")
     return "\n".join(lines)
 
 

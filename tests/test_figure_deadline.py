@@ -83,6 +83,16 @@ def test_a_run_waits_for_its_pretraining_and_is_left_with_it():
     assert starts == {2: 0.0} and left == []
 
 
+def test_a_run_another_process_is_running_is_left_to_it_with_what_adapts_from_it():
+    pre, adapt, other = Run(1, 60), Run(2, 20), Run(3, 30)
+    adapt.after = pre
+    # pre is held elsewhere: left at once, adapt with it; other takes the slot at 0
+    # (without ``held`` pre would start at 0 and other at 60: see the test above)
+    starts, left = schedule([pre, adapt, other], 1, 120, lambda r: r.minutes,
+                            lambda r: r.after, lambda r: r is pre)
+    assert starts == {3: 0.0} and left == [pre, adapt]
+
+
 # --------------------------------------------------------------------- end to end
 
 def spec_with_a_long_run(tmp_path):

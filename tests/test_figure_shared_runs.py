@@ -42,9 +42,15 @@ def test_a_run_another_process_is_running_is_left_to_it(tmp_path):
     (runs / "_checkpoints").mkdir(parents=True)
     lock = RunLock(lock_path(runs, run.key), key=run.key).acquire()    # "another process"
     try:
+        dry = figure([3, *PICK, "--runs-dir", runs, "--dry-run", "--until", "3h"])
         proc = figure([3, *PICK, "--runs-dir", runs, "--out", out])
     finally:
         lock.release()
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert "0 of 1 would start" in dry.stdout, dry.stdout[-3000:]
+    assert (f"left to the process running it: run 1/1, reach_cpu · gin/reach_scratch.gin · "
+            f"seed 0 (running in another process (pid {os.getpid()} since") in dry.stdout
+    assert "running now (pid" in dry.stdout                   # the dry run's table says so
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (f"run 1/1 not started: reach_cpu · gin/reach_scratch.gin · seed 0 (running in "
             f"another process (pid {os.getpid()} since") in proc.stdout

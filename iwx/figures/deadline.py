@@ -72,17 +72,20 @@ def why_not(minutes: float, now_s: float, deadline_s: float, until: str) -> str:
 
 def schedule(runs: Sequence, jobs: int, minutes_available: float,
              minutes: Callable[[object], float],
-             after: Callable[[object], object | None]) -> tuple[dict[int, float], list]:
+             after: Callable[[object], object | None],
+             held: Callable[[object], bool] = lambda r: False,
+             ) -> tuple[dict[int, float], list]:
     """What ``--until`` would start, simulated on the estimates: ({run number: minutes
-    from now when it starts}, the runs left). ``jobs`` slots take, each time one is
-    free, the first run in order whose pretraining (``after``) has ended (or is not among
-    ``runs``) and that fits (:func:`fits`) in what is left of ``minutes_available``;
-    a run that adapts from one that is left is left too."""
+    from now when it starts}, the runs left). A run another process is running
+    (``held``) is left to it at once, as the real command leaves it. ``jobs`` slots
+    take, each time one is free, the first run in order whose pretraining (``after``)
+    has ended (or is not among ``runs``) and that fits (:func:`fits`) in what is left of
+    ``minutes_available``; a run that adapts from one that is left is left too."""
     numbers = {r.number for r in runs}
-    queue = list(runs)
+    left: list = [r for r in runs if held(r)]
+    queue = [r for r in runs if r not in left]
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
-    left: list = []
     free = [0.0] * max(1, jobs)          # when each slot is next free, minutes from now
     while queue:
         free.sort()

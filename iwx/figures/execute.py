@@ -128,38 +128,12 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                 if p is None:
                     break
                 queue.remove(p)
-                source = p.after
-                if source is not None and outcomes.get(source.number, {}).get("not_started"):
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": (
-                        f"it adapts from run {source.number}, which was not started"),
-                        "left": outcomes[source.number]["left"]}
-                    pending.discard(p.number)
-                    echo(f"{PREFIX} run {p.number}/{total} not started (its pretraining, run "
-                         f"{source.number}, was not): {p.name()}")
-                    continue
-                if source is not None and source.done is None and \
-                        not outcomes.get(source.number, {}).get("ok"):
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "error": (
-                        f"not started: it adapts from run {source.number} ({source.name()}), "
-                        "which did not complete")}
-                    pending.discard(p.number)
-                    echo(f"{PREFIX} run {p.number}/{total} FAILED (not started: run "
-                         f"{source.number}, its pretraining, did not complete): {p.name()}")
-                    continue
-                holder = running_elsewhere(p)
-                if holder is not None:
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": holder,
-                                          "left": "elsewhere"}
-                    pending.discard(p.number)
-                    echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({holder})")
-                    continue
                 left = p.minutes_left()
-                if not fits(left, time.time(), deadline_s):
-                    why = why_not(left, time.time(), deadline_s, until)
-                    outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": why,
-                                          "left": "until"}
+                kept = kept_back(p, outcomes, left, deadline_s, until)
+                if kept is not None:
+                    outcomes[p.number], words = kept
                     pending.discard(p.number)
-                    echo(f"{PREFIX} run {p.number}/{total} not started: {p.name()} ({why})")
+                    echo(f"{PREFIX} run {p.number}/{total} {words}")
                     continue
                 log = logs / f"run_{p.number}.log"
                 running[pool.submit(run_registered, p.spec, str(log), str(logs),
@@ -203,17 +177,45 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
     return outcomes
 
 
+def kept_back(p: Planned, outcomes: dict[int, dict], minutes_left: float,
+              deadline_s: float | None, until: str) -> tuple[dict, str] | None:
+    """Why ``p`` is not to start now, as (its outcome, the words of its line after
+    'run n/N'), or None when it starts. In order: its pretraining (``p.after``) was not
+    started (``left`` as the pretraining's) or did not complete (failed); another live
+    process holds its lock (``left``: ``"elsewhere"``); its estimate does not fit before
+    the deadline (``left``: ``"until"``)."""
+    source = p.after
+    if source is not None:
+        before = outcomes.get(source.number, {})
+        if before.get("not_started"):
+            return ({"ok": False, "seconds": 0.0, "left": before["left"], "not_started": (
+                f"it adapts from run {source.number}, which was not started")},
+                f"not started (its pretraining, run {source.number}, was not): {p.name()}")
+        if source.done is None and not before.get("ok"):
+            return ({"ok": False, "seconds": 0.0, "error": (
+                f"not started: it adapts from run {source.number} ({source.name()}), "
+                "which did not complete")},
+                f"FAILED (not started: run {source.number}, its pretraining, did not "
+                f"complete): {p.name()}")
+    holder = running_elsewhere(p)
+    if holder is not None:
+        return ({"ok": False, "seconds": 0.0, "not_started": holder, "left": "elsewhere"},
+                f"not started: {p.name()} ({holder})")
+    now = time.time()
+    if not fits(minutes_left, now, deadline_s):
+        why = why_not(minutes_left, now, deadline_s, until)
+        return ({"ok": False, "seconds": 0.0, "not_started": why, "left": "until"},
+                f"not started: {p.name()} ({why})")
+    return None
+
+
 def running_elsewhere(p: Planned) -> str | None:
     """'running in another process (pid 8562 since 12-05 22:44)' when a live process
     holds the run's lock (iwx.experiment.run_lock), else None."""
-    from iwx.experiment.run_lock import current_holder, lock_path
-    from iwx.figures.plan import clock
+    from iwx.figures.plan import holder_text, lock_holder
 
-    holder = current_holder(lock_path(p.spec.runs_dir, p.key))
-    if holder is None:
-        return None
-    return (f"running in another process (pid {holder.get('pid')} since "
-            f"{clock(holder.get('started'))})")
+    holder = lock_holder(p)
+    return None if holder is None else f"running in another process ({holder_text(holder)})"
 
 
 def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:

@@ -309,22 +309,34 @@ def short_bindings(bindings: Sequence[str], width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def lock_holder(p: Planned) -> dict | None:
+    """The live process holding the run's lock (iwx.experiment.run_lock: pid, host,
+    started), or None when no live process runs it."""
+    from iwx.experiment.run_lock import current_holder, lock_path
+
+    return current_holder(lock_path(Path(p.spec.runs_dir), p.key))
+
+
+def holder_text(holder: dict) -> str:
+    """'pid 8562 since 12-05 22:44' ('pid 8562 on node-3 since ...' for another host)."""
+    host = "" if holder.get("host") in (None, socket.gethostname()) else \
+        f" on {holder.get('host')}"
+    return f"pid {holder.get('pid')}{host} since {clock(holder.get('started'))}"
+
+
 def progress_of(p: Planned) -> str | None:
     """Where a run not yet completed stands, from its lock and checkpoint summary:
     'running now (pid 8562 since 22:44; checkpoint train:15000 at 23:06)', 'resumes
-    from train:15000 (saved 23:06)'; None when it has neither (it will start afresh)."""
-    from iwx.experiment.run_lock import current_holder, lock_path
+    from train:15000 (saved 23:06)'; None when it has neither (it will start afresh).
+    The summary is read afresh on each call (as :meth:`Planned.minutes_left` does): a
+    run another process is running moves on between two looks."""
     from iwx.loops.checkpoint import checkpoint_summary
 
-    runs_dir = Path(p.spec.runs_dir)
-    holder = current_holder(lock_path(runs_dir, p.key))
-    saved = checkpoint_summary(runs_dir / "_checkpoints" / p.key)
+    holder = lock_holder(p)
+    saved = checkpoint_summary(Path(p.spec.runs_dir) / "_checkpoints" / p.key)
     at = "" if saved is None else f"{saved.get('label')} at {clock(saved.get('saved'))}"
     if holder is not None:
-        host = "" if holder.get("host") in (None, socket.gethostname()) else \
-            f" on {holder.get('host')}"
-        return (f"running now (pid {holder.get('pid')}{host} since "
-                f"{clock(holder.get('started'))}" + (f"; checkpoint {at})" if at else ")"))
+        return f"running now ({holder_text(holder)}" + (f"; checkpoint {at})" if at else ")")
     if saved is not None:
         return f"resumes from {saved.get('label')} (saved {clock(saved.get('saved'))})"
     return None
