@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli import ROOT, read_json, run_cli
@@ -97,6 +98,26 @@ def test_figure_4_runs_adapts_and_draws_its_lines(tmp_path):
     # few training tasks are the first of the many-task draw: the same held-out tasks
     goals = [read_json(run / "results.json")["test_goals"] for run in (many, few, tuned)]
     assert goals[0] == goals[1] == goals[2]
+    # the two pretrainings side by side on the few-task run's 2 training tasks: per task
+    # the mean of its series over the last 20% of the updates, by hand from series.json
+    # (at this budget a task may have no point in the window, or none at all)
+    shared = {r["label"]: r for r in record["shared_tasks"]}
+    assert sorted(shared) == ["IWPL, few tasks", "IWPL, many tasks"]
+    windows = {}
+    for label in shared:
+        series = read_json(Path(rows[label]["dir"]) / "series.json")
+        tasks = {int(k.rsplit("_", 1)[1]): series[k] for k in series
+                 if k.startswith("train/return/task_")}
+        assert shared[label]["tasks"] == len(tasks)
+        end = max(s["steps"][-1] for s in tasks.values())
+        windows[label] = {t: [v for step, v in zip(s["steps"], s["values"])
+                              if step > 0.8 * end and v is not None] for t, s in tasks.items()}
+    assert set(windows["IWPL, few tasks"]) == {0, 1}       # train_tasks = 2
+    both = sorted(t for t in range(2) if all(w.get(t) for w in windows.values()))
+    assert both and all(row["shared"] == both for row in shared.values())
+    for label, row in shared.items():
+        assert row["per_task"] == pytest.approx([np.mean(windows[label][t]) for t in both])
+    assert "| reach_cpu | IWPL, few tasks | 0 | 2 tasks |" in (out / "README.md").read_text()
 
 
 def test_a_figure_of_iwx_own_is_named_drawn_and_filed_under_its_name(tmp_path):

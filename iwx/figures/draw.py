@@ -31,7 +31,10 @@ A figure of kind ``adaptation`` also draws the training of its runs that trained
 (pretraining / meta-training; From Scratch has none): ``train/success`` (training.png) and
 ``train/return`` (training_return.png) against env steps, one panel per spec panel,
 one line per run of the spec (mean ± CI across its seeds), chunked and smoothed as
-``iwx.report``'s training figure (:func:`iwx.results.curves.training_lines`).
+``iwx.report``'s training figure (:func:`iwx.results.curves.training_lines`). Where a
+panel's pretrainings trained on different sets of tasks of one draw (figure 4's few and
+many tasks), their training returns on the tasks they share are tabulated side by side
+(iwx/figures/shared_tasks.py): the training side of "do few tasks overfit?".
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import numpy as np
 from iwx.experiment.store import RecordedRun
 from iwx.figures.plan import Plan
 from iwx.figures.plateaus import plateau_rows
+from iwx.figures.shared_tasks import shared_task_rows
 from iwx.figures.spec import PanelSpec, SpecError
 from iwx.results import curves, figures, report_text
 from iwx.results.curves import ORACLE, Line
@@ -77,6 +81,7 @@ class Drawing:
     files: list[Path]
     kind: str = "adaptation"
     plateaus: list[dict] = dataclasses.field(default_factory=list)   # plateau_rows
+    shared_tasks: list[dict] = dataclasses.field(default_factory=list)  # shared_task_rows
 
     def numbers(self, line: Line, last: int) -> dict:
         """The table's numbers of one of ``panels``' lines, as this kind computes them."""
@@ -164,7 +169,8 @@ def adaptation(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawin
     training, x_names = training_lines(plan, records)
     files += draw_training(plan, training, x_names, out)
     return Drawing(drawings, training, x_names, table(plan, drawings), files,
-                   plateaus=plateau_rows(plan, records))
+                   plateaus=plateau_rows(plan, records),
+                   shared_tasks=shared_task_rows(plan, records))
 
 
 def heading(plan: Plan) -> str:

@@ -19,6 +19,7 @@ from iwx.experiment.store import RecordedRun, is_mongo_url
 from iwx.figures.compute import resumed_seconds, seconds_between
 from iwx.figures.draw import Drawing
 from iwx.figures.plateaus import plateau_table
+from iwx.figures.shared_tasks import shared_task_table
 from iwx.figures.plan import Plan, Planned
 
 
@@ -86,6 +87,7 @@ def figure_record(plan: Plan, drawing: Drawing, rows: list[dict]) -> dict:
                      for metric, lines in drawing.training.items()},
         "training_x": drawing.x_names,
         "plateaus": drawing.plateaus,
+        "shared_tasks": drawing.shared_tasks,
         "table": drawing.table,
         "runs": rows,
         "compute_seconds": sum(r.get("compute_seconds") or 0.0 for r in rows),
@@ -138,6 +140,14 @@ def readme(plan: Plan, drawing: Drawing, rows: list[dict], command: str) -> str:
                "run gained in all (last 20% against the first 20%), *flattening* where it "
                "is above zero but less:", "",
                plateau_table(drawing.plateaus), ""]
+    if drawing.shared_tasks:
+        md += ["Training return on the training tasks the pretrainings share (the few-task "
+               "run's are the first of the many-task run's draw, so the same index is the "
+               "same target): per task the mean `train/return/task_NNN` over the last 20% "
+               "of the run's updates, then mean ± 95% CI across the shared tasks "
+               "(iwx.figures.shared_tasks). A prior and ψ that overfit their few tasks are "
+               "ahead here and behind on the held-out tasks above:", "",
+               shared_task_table(drawing.shared_tasks), ""]
     md += ["| panel | run | seed | record | uid | how | compute |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         where = r.get("dir") or (f"run {r['run_id']} in {r['source']}" if "run_id" in r else "—")
