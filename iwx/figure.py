@@ -35,10 +35,15 @@ still going when it goes would be lost. ``--dry-run --until`` says which would s
 A run that another process is running (its lock held: a second figure command on the
 same runs folder, say) is left to it, so two commands share out a figure's runs.
 
+``--draw-only`` runs nothing: it draws the figure from the runs recorded so far (while
+the rest run elsewhere, or before deciding to spend the hours) and lists the others as
+not run, each with where it stands (running in another process, resuming from a
+checkpoint). Exit 3 when some run was not drawn.
+
 Exit status: 0 drawn from every run; 1 some run failed (the figure is drawn from
-the others, the failures' output tails printed); 3 runs were left, for ``--until`` or
-to the process running them (the figure is drawn from what is recorded; the same
-command runs or reuses them); 2 nothing ran: an unknown figure,
+the others, the failures' output tails printed); 3 runs were left, for ``--until``,
+to the process running them, or by ``--draw-only`` (the figure is drawn from what is
+recorded; the same command runs or reuses them); 2 nothing ran: an unknown figure,
 scale, panel or run name, a spec with a missing or mistyped key (file and key named), a gin
 file that does not exist, a binding gin refuses, a MongoDB that does not answer.
 """
@@ -96,6 +101,9 @@ def parse_args(argv=None):
                    help="start only runs that will finish before WHEN: a time of day (00:55), "
                         "a date and time (2026-12-06 00:55) or a duration (150m, 2.5h); "
                         "the others are left for the same command later (exit 3)")
+    p.add_argument("--draw-only", action="store_true",
+                   help="run nothing: draw from the runs recorded so far and list the others "
+                        "(exit 3 when some are not recorded yet)")
     p.add_argument("--gin_param", action="append", default=[], metavar="'NAME = VALUE'",
                    help="binding appended to every run (repeatable): your own override")
     return p.parse_args(argv)
@@ -124,6 +132,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.jobs < 1:
         return fail(f"--jobs {args.jobs}: expected at least 1")
+    if args.draw_only and (args.dry_run or args.until is not None):
+        return fail("--draw-only runs nothing and draws; it goes with neither --dry-run "
+                    "(which draws nothing) nor --until (which picks runs to start)")
     args.deadline_s = None
     if args.until is not None:
         import datetime as dt
@@ -272,6 +283,22 @@ def until_plan(plan, args) -> str:
     return "\n".join(lines)
 
 
+def not_run(plan, missing) -> dict[int, dict]:
+    """--draw-only's outcomes: every run not recorded yet is not started (``left``:
+    ``"draw-only"``), with where it stands (iwx.figures.plan.progress_of) in its line."""
+    from iwx.figures.plan import progress_of
+
+    outcomes = {}
+    for p in missing:
+        where = progress_of(p)
+        why = "--draw-only" + (f"; {where}" if where else "; not begun")
+        outcomes[p.number] = {"ok": False, "seconds": 0.0, "not_started": why,
+                              "left": "draw-only"}
+        print(f"{PREFIX} run {p.number}/{len(plan.runs)} not run: {p.name()} ({why})",
+              flush=True)
+    return outcomes
+
+
 def report_failures(plan, missing, outcomes: dict[int, dict]) -> list:
     """Each run that failed (not one a signal stopped), with the tail of its output, on
     stderr; also when the figure stops early, so no failure goes unexplained."""
@@ -295,13 +322,16 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         print(f"{PREFIX} run {p.number}/{len(plan.runs)} reused: {p.name()} = "
               f"{p.done.where()}")
     missing = plan.missing()
-    if missing:
+    if missing and args.draw_only:
+        print(f"{PREFIX} {len(missing)} of {len(plan.runs)} runs not recorded yet; "
+              "--draw-only: running none of them", flush=True)
+    elif missing:
         print(f"{PREFIX} {totals(plan)}; {args.jobs} at a time, records in "
               f"{args.runs_dir}", flush=True)
     else:
         print(f"{PREFIX} every run reused ({len(plan.runs)} runs): only redrawing", flush=True)
     try:
-        outcomes = execute(missing, len(plan.runs), args.jobs,
+        outcomes = not_run(plan, missing) if args.draw_only else execute(missing, len(plan.runs), args.jobs,
                            echo=lambda line: print(line, flush=True),
                            progress_s=args.progress_every or PROGRESS_S,
                            deadline_s=args.deadline_s,
@@ -327,6 +357,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         from iwx.figures.deadline import names
 
         elsewhere = [p for p in left if outcomes[p.number].get("left") == "elsewhere"]
+        skipped = [p for p in left if outcomes[p.number].get("left") == "draw-only"]
         timed = [p for p in left if outcomes[p.number].get("left") == "until"]
         total = len(plan.runs)
         if timed:
@@ -335,6 +366,10 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         if elsewhere:
             print(f"{PREFIX} {len(elsewhere)} run(s) left to the process running them: "
                   f"{names(elsewhere, total)}; the same command reuses what they record",
+                  file=sys.stderr)
+        if skipped:
+            print(f"{PREFIX} {len(skipped)} run(s) not recorded yet, not run (--draw-only): "
+                  f"{names(skipped, total)}; the command without --draw-only runs them",
                   file=sys.stderr)
     runs = collect.records(plan, outcomes)
     if not runs:
