@@ -78,3 +78,16 @@ def test_too_short_a_series_says_nothing_and_a_bad_fraction_is_refused():
     assert plateau([1.0, 2.0, 3.0]) is None
     with pytest.raises(ValueError, match="fraction must be in"):
         plateau(range(10), fraction=0.6)
+
+
+def test_the_tenth_is_about_where_a_logarithmic_curve_sits():
+    # docs/DECISIONS.md: ln t on t ∈ (0, 1], fifths: first = ln 0.2 − 1 = −2.6094,
+    # before = (0.8 ln 0.8 − 0.6 ln 0.6 − 0.2)/0.2 = −0.3601, last = (−0.8 ln 0.8 − 0.2)/0.2
+    # = −0.1074: change 0.2527 of gain 2.5020 = 10.1% in the continuum. 400 points at
+    # t = i/400 land just above it; a curve that saturates (1 − e^(−5t)) far below.
+    t = np.arange(1, 401) / 400.0
+    log = plateau(np.log(t))
+    assert log["share"] == pytest.approx(0.1024, abs=5e-4) and log["rising"] is True
+    saturating = plateau(1.0 - np.exp(-5.0 * t))
+    assert saturating["share"] == pytest.approx(0.0321, abs=5e-4)
+    assert saturating["rising"] is False

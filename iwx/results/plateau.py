@@ -14,7 +14,9 @@ last stretch's mean less the first stretch's (the first k points): a curve is *s
 rising* when its change is above zero by more than the interval **and** at least
 ``min_share`` (default a tenth) of that gain. Below it the curve is *flattening*: the
 last fifth of the budget added less than a tenth of what training gained, and more
-budget buys little at that rate. Both numbers are returned (``significant``,
+budget buys little at that rate. A curve growing like the logarithm of the updates
+has a share of about 10% wherever it ends, so *still rising* reads "rising at least as
+fast as a logarithm" (docs/DECISIONS.md). Both numbers are returned (``significant``,
 ``share``), so a reader can apply a stricter rule.
 
 The points are treated as independent draws around each stretch's mean. Logged training
