@@ -246,9 +246,8 @@ def until_plan(plan, args) -> str:
     import time
 
     from iwx.figures.deadline import SAFETY, names, schedule
-    from iwx.figures.plan import minutes_text
-
     from iwx.figures.execute import running_elsewhere
+    from iwx.figures.plan import minutes_text
 
     available = max(0.0, (args.deadline_s - time.time()) / 60.0)
     missing = plan.missing()
@@ -331,11 +330,14 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     else:
         print(f"{PREFIX} every run reused ({len(plan.runs)} runs): only redrawing", flush=True)
     try:
-        outcomes = not_run(plan, missing) if args.draw_only else execute(missing, len(plan.runs), args.jobs,
-                           echo=lambda line: print(line, flush=True),
-                           progress_s=args.progress_every or PROGRESS_S,
-                           deadline_s=args.deadline_s,
-                           until=getattr(args, "until_text", ""))
+        if args.draw_only:
+            outcomes = not_run(plan, missing)
+        else:
+            outcomes = execute(missing, len(plan.runs), args.jobs,
+                               echo=lambda line: print(line, flush=True),
+                               progress_s=args.progress_every or PROGRESS_S,
+                               deadline_s=args.deadline_s,
+                               until=getattr(args, "until_text", ""))
     except RunInterrupted as exc:   # a signal reached one run's own process, or this one
         report_failures(plan, missing, exc.outcomes)
         if exc.forwarded:
