@@ -106,3 +106,23 @@ def ran_figure_run(row: dict) -> Path:
     assert read_json(folder / "info.json")["checkpoint_key"] == row["key"]
     assert read_json(folder / "config.json")["identity"]["task"] == row["panel"]
     return folder
+
+
+def planned_figure_run(figure, scale: str, runs_dir: Path, task: str, name: str):
+    """The one run ``name`` of ``figure``'s ``task`` panel at ``scale``, as ``python -m
+    iwx.figure`` plans it (iwx.figures.plan.Planned: its key, spec, estimate)."""
+    import gin
+
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import find, load
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        plan = make_plan(load(find(figure)), scale, runs_dir=str(runs_dir), tasks=[task],
+                         names=[name])
+    finally:
+        gin.clear_config()
+        os.chdir(cwd)
+    (run,) = plan.runs
+    return run

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 
-import gin
 import pytest
 
-from cli import ROOT, read_json, run_cli
+from cli import planned_figure_run, read_json, run_cli
 from iwx.experiment.run_lock import RunLock, lock_path
 
 PICK = ["--scale", "smoke", "--panels", "reach_cpu"]
@@ -20,19 +19,7 @@ def figure(args):
 
 def rl2_key(runs_dir) -> str:
     """The configuration key of figure 3's smoke RL² run on Reach (cpu), as planned."""
-    from iwx.figures.plan import make_plan
-    from iwx.figures.spec import find, load
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        plan = make_plan(load(find(3)), "smoke", runs_dir=str(runs_dir), tasks=["reach_cpu"],
-                         names=["RL²"])
-    finally:
-        gin.clear_config()
-        os.chdir(cwd)
-    (run,) = plan.runs
-    return run.key
+    return planned_figure_run(3, "smoke", runs_dir, "reach_cpu", "RL²").key
 
 
 @pytest.mark.parametrize("extra", [["--dry-run"], ["--until", "1h"]])

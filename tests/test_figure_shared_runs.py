@@ -9,7 +9,7 @@ import os
 import gin
 import pytest
 
-from cli import ROOT, read_json, run_cli
+from cli import ROOT, planned_figure_run, read_json, run_cli
 from iwx.experiment.run_lock import RunLock, lock_path
 
 PICK = ["--scale", "smoke", "--panels", "reach_cpu", "--runs", "From Scratch"]
@@ -21,19 +21,7 @@ def figure(args):
 
 def planned(runs_dir):
     """Figure 3's smoke From Scratch run on Reach (cpu), as the command plans it."""
-    from iwx.figures.plan import make_plan
-    from iwx.figures.spec import find, load
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        plan = make_plan(load(find(3)), "smoke", runs_dir=str(runs_dir), tasks=["reach_cpu"],
-                         names=["From Scratch"])
-    finally:
-        gin.clear_config()
-        os.chdir(cwd)
-    (run,) = plan.runs
-    return run
+    return planned_figure_run(3, "smoke", runs_dir, "reach_cpu", "From Scratch")
 
 
 def test_a_run_another_process_is_running_is_left_to_it(tmp_path):
