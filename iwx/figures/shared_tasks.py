@@ -29,9 +29,15 @@ TASK = re.compile(r"^train/return/task_(\d+)$")
 FRACTION = 0.2     # the last fifth of the training budget, as iwx.results.plateau
 
 
+def _task_series(run: RecordedRun) -> dict[int, tuple]:
+    """{training task index: (steps, values) of its ``train/return/task_NNN`` series}."""
+    return {int(m.group(1)): run.metrics[name] for name in run.metrics
+            if (m := TASK.match(name))}
+
+
 def logged_tasks(run: RecordedRun) -> set[int]:
     """The training tasks the run logged a ``train/return/task_NNN`` series for."""
-    return {int(m.group(1)) for name in run.metrics if (m := TASK.match(name))}
+    return set(_task_series(run))
 
 
 def task_returns(run: RecordedRun, fraction: float = FRACTION) -> dict[int, float]:
@@ -40,8 +46,7 @@ def task_returns(run: RecordedRun, fraction: float = FRACTION) -> dict[int, floa
     with only NaN, is absent). The window is by updates, not by points: with many tasks
     a task misses some logging periods, and its last k points would reach further back
     than another task's."""
-    series = {int(m.group(1)): run.metrics[name] for name in run.metrics
-              if (m := TASK.match(name))}
+    series = _task_series(run)
     ends = [float(steps[-1]) for steps, _ in series.values() if len(steps)]
     if not ends:
         return {}
