@@ -92,6 +92,13 @@ def test_a_value_in_a_file_is_named_with_file_and_line(tmp_path):
     (["IWPL.temperature = @ConstrainedTemperature", "ConstrainedTemperature.epsilon = 30.0"],
      ["ConstrainedTemperature.epsilon = 30.0", "IWPL.num_samples = %K = 16", "log K"]),
     (["GaussianPrior.init_std = 5.0"], ["GaussianPrior.init_std = 5.0", "exp(log_std_max)"]),
+    # the mixture reads GaussianPrior's σ settings where its own are unbound
+    (["IWPL.prior = @MixturePrior", "MixturePrior.log_std_max = -0.5"],
+     ["GaussianPrior.init_std = %INIT_STD = 0.8 lies outside the range of σ",
+      "MixturePrior.log_std_max = -0.5"]),
+    (["IWPL.prior = @MixturePrior", "MixturePrior.log_std_max = -4.0"],
+     ["GaussianPrior.log_std_min = %LOG_STD_MIN = -1.5 is not below "
+      "MixturePrior.log_std_max = -4.0"]),
     (["PointNavTasks.num_test = 0"], ["PointNavTasks.num_test = 0", "adapt_on = 'test'"]),
     (["pretrain_and_adapt.training = @DistributedTraining()",
       "DistributedTraining.chunks_per_task = 3"],

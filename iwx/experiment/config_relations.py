@@ -121,16 +121,22 @@ def _kl_needs_prior(v: Values) -> str | None:
     return None
 
 
-def _std_range(v: Values) -> str | None:
-    low, high, init = v["log_std_min"], v["log_std_max"], v["init_std"]
+def _sigma_bounds(low: tuple, high: tuple, init: tuple) -> str | None:
+    """The σ settings of a Gaussian head, each as (value, how it was bound): log_std_min <
+    log_std_max, and init_std (None: unset) strictly inside (exp(min), exp(max))."""
+    (low, low_shown), (high, high_shown), (init, init_shown) = low, high, init
     if not low < high:
-        return (f"{v.shown('log_std_min')} is not below {v.shown('log_std_max')}: allowed is "
-                "log_std_min < log_std_max")
+        return f"{low_shown} is not below {high_shown}: allowed is log_std_min < log_std_max"
     if init is not None and not math.exp(low) < init < math.exp(high):
-        return (f"{v.shown('init_std')} lies outside the range of σ: allowed is "
-                f"exp(log_std_min) = {math.exp(low):.4g} < init_std < exp(log_std_max) = "
-                f"{math.exp(high):.4g}")
+        return (f"{init_shown} lies outside the range of σ ({low_shown}, {high_shown}): "
+                f"allowed is exp(log_std_min) = {math.exp(low):.4g} < init_std < "
+                f"exp(log_std_max) = {math.exp(high):.4g}")
     return None
+
+
+def _std_range(v: Values) -> str | None:
+    return _sigma_bounds(*((v[p], v.shown(p)) for p in ("log_std_min", "log_std_max",
+                                                         "init_std")))
 
 
 def _mixture_std_range(v: Values) -> str | None:
@@ -141,15 +147,7 @@ def _mixture_std_range(v: Values) -> str | None:
         return (own, v.shown(param)) if own is not None else \
             (v.of("GaussianPrior", param), v.shown(param, "GaussianPrior"))
 
-    (low, low_shown), (high, high_shown) = value("log_std_min"), value("log_std_max")
-    if not low < high:
-        return f"{low_shown} is not below {high_shown}: allowed is log_std_min < log_std_max"
-    init, init_shown = value("init_std")
-    if init is not None and not math.exp(low) < init < math.exp(high):
-        return (f"{init_shown} lies outside the range of σ ({low_shown}, {high_shown}): "
-                f"allowed is exp(log_std_min) = {math.exp(low):.4g} < init_std < "
-                f"exp(log_std_max) = {math.exp(high):.4g}")
-    return None
+    return _sigma_bounds(*(value(p) for p in ("log_std_min", "log_std_max", "init_std")))
 
 
 def _latent_std_range(v: Values) -> str | None:
