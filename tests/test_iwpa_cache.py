@@ -139,9 +139,13 @@ def test_replay_index_points_at_the_sampled_steps_and_draws_as_before():
 
 # ------------------------------------------------------------- cached == plain on the same a_k
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_cached_update_equals_plain_update_on_the_same_samples(variant):
+@pytest.mark.parametrize("size", [16, 4])
+def test_cached_update_equals_plain_update_on_the_same_samples(variant, size):
     """The plain path is given the cache's fixed samples (and computes log π0 itself); the
-    two agents then agree within float tolerance, through target refreshes (period 3)."""
+    two agents then agree within float tolerance, through target refreshes (period 3).
+    The replay holds 3 slots × 6 steps = 18 entries per problem: 3 batches of 16 score
+    more than one pass over it (Q' read from the replay-wide pass), 3 batches of 4 fewer
+    (a network Q' scored on each batch; ψ frozen: always the pass)."""
     pre = pretrained()
     cached, plain = make_agent(pre, variant), make_agent(pre, variant, cache_frozen=False)
     assert cached.cache is not None and plain.cache is None
@@ -150,7 +154,7 @@ def test_cached_update_equals_plain_update_on_the_same_samples(variant):
     rng = np.random.default_rng(0)
     seen: dict[tuple, torch.Tensor] = {}
     for _ in range(7):
-        batch = replay.sample(rng, ROWS, 16, 1)
+        batch = replay.sample(rng, ROWS, size, 1)
         m_cached = cached.update(batch)
         where = entry(batch)
         fixed = cached.cache.actions[where]                          # [P, 16, 1, K, 2]
@@ -166,6 +170,10 @@ def test_cached_update_equals_plain_update_on_the_same_samples(variant):
         for a, b in zip(cached.target_critic.parameters(), plain.target_critic.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert cached.updates == 7 and len(seen) > P
+    per_batch = size == 4 and variant != "shared_q_iw"
+    assert cached.cache.per_batch(size) == per_batch
+    # the replay-wide Q' is never filled where each batch is scored on its own
+    assert (cached.cache.q_next.abs().sum() == 0) == per_batch
 
 
 # ------------------------------------------------------- the binding off: the update of before
@@ -248,8 +256,8 @@ def test_an_overwritten_slot_is_recomputed_not_served_stale(variant):
 
 
 # ------------------------------------------------------------------------- exact resume
-@pytest.mark.parametrize("variant", ["shared_q_iw", "iw"])
-def test_a_restored_agent_continues_bit_identically(variant, tmp_path):
+@pytest.mark.parametrize("variant, size", [("shared_q_iw", 8), ("iw", 8), ("iw", 4)])
+def test_a_restored_agent_continues_bit_identically(variant, size, tmp_path):
     """Checkpoint as the adaptation loop does (agent, replay, RNGs) with the cache partly
     warm; an agent built afresh (another init) and restored from it then gives the
     same numbers as the uninterrupted one, bit for bit — its ψ is recomputed."""
@@ -258,7 +266,7 @@ def test_a_restored_agent_continues_bit_identically(variant, tmp_path):
     vec, replay = filled(agent, episodes=2)
     rng = np.random.default_rng(4)
     for _ in range(2):
-        agent.update(replay.sample(rng, ROWS, 8, 1))
+        agent.update(replay.sample(rng, ROWS, size, 1))
     warm = agent.cache.complete_entries()
     assert 0 < warm < P * 2 * LENGTH
     path = tmp_path / "state.pt"
@@ -266,9 +274,9 @@ def test_a_restored_agent_continues_bit_identically(variant, tmp_path):
                 "rng": rng_state(rng)}, path)
 
     def go(agent, replay):
-        out = [agent.update(replay.sample(rng, ROWS, 8, 1)) for _ in range(4)]
+        out = [agent.update(replay.sample(rng, ROWS, size, 1)) for _ in range(4)]
         play(agent, vec, replay, 2)
-        out += [agent.update(replay.sample(rng, ROWS, 8, 1)) for _ in range(4)]
+        out += [agent.update(replay.sample(rng, ROWS, size, 1)) for _ in range(4)]
         return out, params(agent.critic) + params(agent.target_critic)
 
     first, first_params = go(agent, replay)
@@ -282,6 +290,7 @@ def test_a_restored_agent_continues_bit_identically(variant, tmp_path):
     set_rng_state(saved["rng"], rng)
     # the samples come back; ψ does not (recomputed on first use)
     assert restored.cache.complete_entries() == (0 if variant == "shared_q_iw" else warm)
+    assert restored.cache.per_batch(size) == (size == 4)     # 3 × 4 < 3 slots × 6 steps
     second, second_params = go(restored, again)
     assert first == second
     assert all(torch.equal(a, b) for a, b in zip(first_params, second_params))

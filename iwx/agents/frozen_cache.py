@@ -19,8 +19,15 @@ slot when the target changes (``target_version``) or a slot gains entries — fr
 cached ψ(s', a_k) and w̃' when ψ is frozen (Shared Q + IW), else by the target critic
 itself on the slot's cached s' and samples (IW's fresh critic, fine-tuned ψ). An
 update then gathers [P, c, K] values instead of scoring [P, c, K] (state, sample)
-pairs; every stored transition is sampled several times per target period, so one
-pass over the replay per refresh is less work. A
+pairs. That pass over the whole replay is less work only while the replay is small
+beside what one target period samples. With the target critic a network (ψ trains, or
+IW) it is not always: a replay of S·T entries per problem against ``refresh_period``
+updates of c·L transitions each; where S·T > refresh_period · c·L (Reach's 40-episode
+adaptation: 40 · 250 = 10000 against 10 · 128 = 1280, a full pass ~8× the work; point
+navigation: 10 · 20 = 200, one pass is less), each update scores its own batch instead,
+``Q'(s', a_k)`` on the batch's s' and the cached samples (:meth:`FrozenCache.per_batch`;
+the same values up to float rounding). With ψ frozen the pass is one batched product,
+always done. A
 transition is keyed by the replay's ``batch["index"]`` (iwx.replay.task_replay):
 its row (``batch["task"]``), slot, step and the slot's episode number; a slot that
 now holds another episode (the ring buffer wrapped) has its entries dropped and
@@ -65,13 +72,17 @@ class FrozenCache:
     """Per-transition cache of IWPA's frozen quantities (see the module docstring).
 
     ``features``: ψ when it is frozen (its values cached), None when it trains
-    (only the prior's samples and log-densities are cached).
+    (only the prior's samples and log-densities are cached). ``refresh_period``: the
+    updates between two target refreshes (``IWPA.target_period``), which decides where
+    Q' is scored (:meth:`per_batch`).
     """
 
     def __init__(self, prior: torch.nn.Module, features: torch.nn.Module | None,
                  num_problems: int, num_samples: int, action_dim: int, *,
-                 device: torch.device, max_gb: float = 4.0, obs_spec=None):
+                 device: torch.device, max_gb: float = 4.0, obs_spec=None,
+                 refresh_period: int = 1):
         self.prior, self.features, self.obs_spec = prior, features, obs_spec
+        self.refresh_period = refresh_period
         self.num_problems, self.num_samples, self.action_dim = num_problems, num_samples, action_dim
         self.device, self.max_gb = device, max_gb
         self.shape: tuple[int, int] | None = None    # (S, T): set by the first batch
@@ -174,11 +185,27 @@ class FrozenCache:
             self._fill(now, nxt, actions, slot, step, missing)
         gather = lambda x: x.flatten(0, 2).index_select(0, entry.reshape(-1)).reshape(  # noqa
             *entry.shape, *x.shape[3:])
-        out = {"log_prob": gather(self.log_prob),
-               "q_next": gather(self._target_q(target_critic, target_version))}
+        if self.per_batch(mask[0].numel()):           # Q'(s', a_k) on this batch only
+            q_next = target_critic(nxt, gather(self.actions))
+        else:
+            q_next = gather(self._target_q(target_critic, target_version))
+        out = {"log_prob": gather(self.log_prob), "q_next": q_next}
         if self.features is not None:
             out["psi"] = gather(self.psi)
         return out
+
+    def per_batch(self, batch_entries: int) -> bool:
+        """Whether an update scores Q' on its own batch of ``batch_entries`` transitions
+        per problem rather than reading a replay-wide ``q_next`` recomputed at every
+        target refresh: only with the target critic a network (``features`` None), and
+        only where that pass, S·T entries per problem, is more than the
+        ``refresh_period`` batches between two refreshes score. Fixed for a run (the
+        replay's and the batch's sizes), so a resumed run decides as the first did;
+        both paths give one value per update whichever batch asked, so resume stays
+        exact."""
+        slots, steps = self.shape
+        return (self.features is None
+                and slots * steps > self.refresh_period * batch_entries)
 
     def _target_q(self, target_critic: torch.nn.Module, version: int) -> torch.Tensor:
         """q_next [S, P, T, K] under the target critic, recomputing out-of-date slots (one

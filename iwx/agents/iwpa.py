@@ -30,7 +30,9 @@ transition and frozen networks is computed once per transition and reused by eve
 later update — the K prior samples a_k ~ π0(·|s') and log π0(a_k|s') always (π0 is
 frozen), and ψ(s, a), ψ(s', a_k) when ψ is frozen (Shared Q + IW without
 fine-tuning), which makes that update a few tensor operations on [P, 128, K, d];
-Q'(s', a_k) is cached between target refreshes for every variant.
+Q'(s', a_k) is cached between target refreshes (for IW and fine-tuned ψ only where the
+replay is small beside a target period's batches; else each update scores its own batch:
+FrozenCache.per_batch).
 The K samples at s' are then FIXED per transition (drawn once, when the transition
 is first used) instead of redrawn at every update. Cost: 4 bytes × P · slots ·
 steps · (K·A + 2K + (d + K·d) or |s'|), e.g. 44 MB on point navigation (P = 90, 10 × 20
@@ -121,7 +123,7 @@ class IWPA(Agent):
         """A cache of π0's samples at s' (and of ψ, when ``features`` is the frozen ψ)."""
         return FrozenCache(self.prior, features, self.num_problems, self.num_samples,
                            self.action_dim, device=self.device, max_gb=self.cache_max_gb,
-                           obs_spec=self.obs_spec)
+                           obs_spec=self.obs_spec, refresh_period=self.targets.period)
 
     def update(self, batch: dict) -> dict:
         """One TD(0) step (eq. 13) on transitions [P, c, 1(+1), ...] of each problem's replay."""
