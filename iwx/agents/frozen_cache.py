@@ -23,8 +23,9 @@ pairs. That pass over the whole replay is less work only while the replay is sma
 beside what one target period samples. With the target critic a network (ψ trains, or
 IW) it is not always: a replay of S·T entries per problem against ``refresh_period``
 updates of c·L transitions each; where S·T > refresh_period · c·L (Reach's 40-episode
-adaptation: 40 · 250 = 10000 against 10 · 128 = 1280, a full pass ~8× the work; point
-navigation: 10 · 20 = 200, one pass is less), each update scores its own batch instead,
+adaptation: 40 · 250 = 10000 against 10 · 128 = 1280, ~8× the entries and measured 41×
+the time (docs/experiments/iwpa_target_cost.py); point navigation: 10 · 20 = 200,
+one pass is less), each update scores its own batch instead,
 ``Q'(s', a_k)`` on the batch's s' and the cached samples (:meth:`FrozenCache.per_batch`;
 the same values up to float rounding). With ψ frozen the pass is one batched product,
 always done. A
