@@ -27,7 +27,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+
+from iwx.results.stats import mean_ci
 
 
 def load(run: str) -> dict:
@@ -36,8 +37,8 @@ def load(run: str) -> dict:
 
 def interval(values: np.ndarray) -> str:
     """Mean ± the half-width of a Student-t 95% interval across the values."""
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return f"{values.mean():+.2f} ± {half:.2f}"
+    mean, half = mean_ci(values)
+    return f"{mean:+.2f} ± {half:.2f}"
 
 
 def span(text: str) -> tuple[int, int]:
