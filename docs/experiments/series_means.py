@@ -2,8 +2,9 @@
 
     .venv/bin/python docs/experiments/series_means.py RUN [RUN ...] [--metric train/return] [--every 10000]
 
-Reads the run's ``series.json`` (every logged value of a metric against learner updates)
-and prints the mean of the values logged in each window (0, every], (every, 2·every], ...:
+Reads the run's logged series through the store's reader (``iwx.experiment.store``:
+``series.json``, or Sacred's metrics for a run still going; training series against
+learner updates) and prints the mean of the values logged in each window (0, every], (every, 2·every], ...:
 how a training curve went, e.g. half-cheetah IWPL seed 2's collapse between 20k and 40k
 updates (README, figure 2).
 """
@@ -11,10 +12,9 @@ updates (README, figure 2).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import numpy as np
+from iwx.experiment.store import load_runs
 
 
 def main() -> None:
@@ -24,11 +24,11 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10000)
     args = parser.parse_args()
     for run in args.runs:
-        series = json.loads((Path(run) / "series.json").read_text())
-        if args.metric not in series:
+        folder = Path(run)
+        (recorded,) = load_runs(folder.parent, run_ids=[folder.name], statuses=None) or [None]
+        if recorded is None or args.metric not in recorded.metrics:
             raise SystemExit(f"{run} has no series {args.metric!r}")
-        steps = np.asarray(series[args.metric]["steps"])
-        values = np.asarray(series[args.metric]["values"], dtype=float)
+        steps, values = recorded.metrics[args.metric]
         means = []
         for start in range(0, int(steps.max()), args.every):
             inside = (steps > start) & (steps <= start + args.every)
