@@ -23,7 +23,7 @@ def configured_widths(gin_file: str, params: list[str]) -> dict:
     from iwx.experiment.gin_config import parse
 
     try:
-        parse([str(ROOT / gin_file)], params)
+        parse([str(ROOT / f) for f in gin_file.split(" + ")], params)
         torso, features = gin.get_bindings("Torso"), gin.get_bindings("Features")
         lstm = {gin.get_bindings(name).get(key) for name, key in
                 (("RecurrentCore", "hidden_size"), ("ContextEncoder", "lstm_size"))} - {None}
@@ -37,7 +37,7 @@ def test_bench_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--json", str(out),
-         "--tasks", "cheetah_vel", "reach", "--task-envs", "2", "--task-k", "4",
+         "--tasks", "cheetah_vel", "reach_cpu", "--task-envs", "2", "--task-k", "4",
          "--gin_param", f"WIDTH = {WIDTH}",
          "--no-adaptation"],    # the adaptation rows (e): tests/test_iwpa_cache.py
         cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -46,7 +46,7 @@ def test_bench_json(tmp_path):
     names = {it["name"] for it in result["items"]}
     assert names == {"sac_update", "iwpl_update_k10", "env_b8", "act_k10_b8", "env_b1",
                      "act_k10_b1", "cheetah_vel_env_b2", "cheetah_vel_act_k4_b2",
-                     "reach_env_b2", "reach_act_k4_b2", "method_iwpl", "method_rs0",
+                     "reach_cpu_env_b2", "reach_cpu_act_k4_b2", "method_iwpl", "method_rs0",
                      "method_distral", "method_mpo", "method_mpo_distral", "method_rl2",
                      "method_pearl", "matmul_peak"}
     for it in result["items"]:
@@ -75,9 +75,13 @@ def test_bench_json(tmp_path):
             assert net["norm"] == [want["norm"]], (it["name"], name, net)
             assert want["hidden"] <= set(net["linear"]), (it["name"], name, net)
             assert set(net["lstm"]) <= want["lstm"], (it["name"], name, net)
-        if it["name"].startswith(("iwpl_update", "act_k", "cheetah_vel_act", "reach_act")):
+        if it["name"].startswith(("iwpl_update", "act_k", "cheetah_vel_act", "reach_cpu_act")):
             assert any(want["features_dim"] in net["linear"]          # ψ(s, a) ∈ R^d
                        for net in it["networks"].values()), it["networks"]
+    # a scale variant (gin/tasks/reach_cpu.gin, a task file without experiment files of its
+    # own) is timed after its base task's experiment file, as the figures run it
+    assert {it["gin"] for it in result["items"] if it["group"] == "reach_cpu"} == {
+        "gin/reach_iwpl.gin + gin/tasks/reach_cpu.gin"}
     assert {it["gin"] for it in result["items"] if it["group"] == "methods"} == {
         f"gin/point_nav_{m}.gin" for m in ("iwpl", "rs0", "distral", "mpo", "mpo_distral",
                                            "rl2", "pearl")}
