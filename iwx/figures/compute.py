@@ -60,10 +60,12 @@ def measure(plan) -> None:
     """Estimate each run still to run from its entry's seeds already completed in the
     file store: ``measured`` is their recorded compute in minutes (wall time, resumed
     segments included: above), so a figure's later seeds are planned by
-    what its first ones took on this machine, not by the spec's guess."""
+    what its first ones took on this machine, not by the spec's guess. A seed found in a
+    longer run (iwx/figures/longer.py) is not one: its record's compute is the longer
+    training's, and its adaptation's."""
     recorded: dict[int, float] = {}
     for p in plan.runs:
-        if p.done is not None and p.done.store == "file store":
+        if p.done is not None and p.done.store == "file store" and p.done.cut is None:
             seconds = folder_seconds(Path(p.done.where()))
             if seconds is not None:
                 recorded[p.number] = seconds / 60.0

@@ -36,11 +36,20 @@ class Done:
     store: str          # "file store" | "MongoDB"
     source: str         # the runs folder or the MongoDB URL (what load_runs reads)
     run_id: int
+    cut: int | None = None      # a longer run's training, cut at this many updates
+    trained: int | None = None  # ... of the updates that run trained (iwx/figures/longer.py)
 
     def where(self) -> str:
         if self.store == "file store":
             return str(Path(self.source) / str(self.run_id))
         return f"run {self.run_id} in {self.source}"
+
+    def how(self) -> str:
+        """'reused: runs/2', or for a longer run 'reused: runs/2 (its first 60,000 of
+        80,000 updates)'."""
+        part = "" if self.cut is None else \
+            f" (its first {self.cut:,} of {self.trained:,} updates)"
+        return f"reused: {self.where()}{part}"
 
 
 @dataclasses.dataclass
@@ -55,6 +64,7 @@ class Planned:
     done: Done | None = None
     after: Planned | None = None  # the planned run whose model it adapts from
     updates: int | None = None    # its pretraining's learner updates (None: it does not train)
+    bindings: dict = dataclasses.field(default_factory=dict)  # gin's, flat (longer.py)
     measured: tuple[float, ...] = ()  # recorded minutes of its entry's completed seeds
 
     @property
@@ -175,7 +185,7 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
     for a MongoDB that does not answer."""
     import gin
 
-    from iwx.experiment.gin_config import ConfigError
+    from iwx.experiment.gin_config import ConfigError, flat_bindings
     from iwx.experiment.runner import prepare
     from iwx.figures.compute import measure
 
@@ -204,7 +214,8 @@ def make_plan(figure: FigureSpec, scale_name: str, *, runs_dir: str, mongo: str 
                                         f"{one_line(exc)}") from None
                     planned = Planned(len(runs) + 1, panel, entry, seed, spec, prepared.key,
                                       dict(prepared.identity), after=after,
-                                      updates=None if after else training_updates())
+                                      updates=None if after else training_updates(),
+                                      bindings=flat_bindings())
                     by_label[(id(panel), entry.label, seed)] = planned
                     if prepared.identity.get("task") != panel.task:
                         raise SpecError(
@@ -260,8 +271,11 @@ def training_updates() -> int | None:
 
 
 def find_done(plan: Plan) -> None:
-    """Mark every planned run whose configuration completed (file store, then MongoDB)."""
+    """Mark every planned run whose configuration completed (file store, then MongoDB);
+    in a figure of kind ``training``, then a run that trained the same for longer in the
+    file store (iwx/figures/longer.py), its series to be cut at the planned updates."""
     from iwx.experiment.store import completed_runs
+    from iwx.figures.longer import find_longer
 
     in_files = completed_runs(plan.runs_dir)
     for p in plan.runs:
@@ -274,6 +288,15 @@ def find_done(plan: Plan) -> None:
         for p in plan.runs:
             if p.done is None and p.key in found:
                 p.done = Done("MongoDB", plan.mongo, found[p.key])
+    if plan.figure.kind != "training":
+        return
+    for p in plan.missing():
+        if p.updates and p.after is None:
+            longer = find_longer(plan.runs_dir, bindings=p.bindings, seed=p.seed,
+                                 updates=p.updates, completed=in_files)
+            if longer is not None:
+                p.done = Done("file store", plan.runs_dir, longer.run_id, cut=p.updates,
+                              trained=longer.trained)
 
 
 def completed_in_mongo(url: str, keys: set[str]) -> dict[str, int]:
@@ -357,7 +380,7 @@ def table(plan: Plan) -> str:
     rows = []
     for p in plan.runs:
         own = (*p.panel.bindings, *p.entry.bindings, *plan.extra)
-        status = (f"reused: {p.done.where()}" if p.done else progress_of(p) or
+        status = (p.done.how() if p.done else progress_of(p) or
                   ("will run" if p.after is None
                    else f"will run, from run {p.after.number}'s model"))
         left = p.minutes_left()

@@ -6,7 +6,9 @@ figure.json and README.md say what each frame shows (:func:`write_frames`).
 A run's compute is its record's wall time (Sacred's ``stop_time - start_time``) plus,
 for a run resumed after an interruption in a file store, the wall time of every record
 it resumed from (``info.resumed_from``, followed back; a killed segment counts to its
-last heartbeat). From MongoDB only the completing segment is counted.
+last heartbeat). From MongoDB only the completing segment is counted. A run found in a
+longer one (iwx/figures/longer.py) counts the wall time of its updates only, from the
+longer run's logged ``train/updates_per_s``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from iwx.experiment.headline import short_uid
 from iwx.experiment.store import RecordedRun, is_mongo_url
 from iwx.figures.compute import resumed_seconds, seconds_between
 from iwx.figures.draw import Drawing
+from iwx.figures.longer import seconds_to
 from iwx.figures.plateaus import plateau_table
 from iwx.figures.shared_tasks import shared_task_table
 from iwx.figures.plan import Plan, Planned
@@ -46,6 +49,8 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
         if record is None:
             how = "missing" if outcome is None or outcome["ok"] else \
                 "not started" if outcome.get("not_started") else "failed"
+        elif p.done is not None and p.done.cut is not None:
+            how = f"reused: first {p.done.cut:,} of {p.done.trained:,} updates"
         elif p.done is not None or (outcome or {}).get("reused"):
             how = "reused"
         else:
@@ -60,7 +65,8 @@ def run_rows(plan: Plan, records: dict[int, RecordedRun], ran: dict[int, dict]) 
             row.update({"run_id": record.id, "uid": uid, "source": str(record.source),
                         "dir": str(Path(record.source) / str(record.id)) if local else None,
                         "method": (record.config.get("identity") or {}).get("method"),
-                        "compute_seconds": compute_of(record)})
+                        "compute_seconds": compute_of(record) if p.done is None or
+                        p.done.cut is None else seconds_to(record, p.done.cut)})
         if outcome is not None and outcome.get("not_started"):
             row["not_started"] = outcome["not_started"]
         elif outcome is not None and not outcome["ok"]:
