@@ -36,6 +36,7 @@ from collections.abc import Mapping
 
 import gin
 import numpy as np
+import torch
 
 
 @gin.configurable
@@ -168,9 +169,21 @@ class TaskReplay:
 
     # -- checkpointing ---------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"obs": self.obs, "actions": self.actions, "rewards": self.rewards,
-                "discounts": self.discounts, "lengths": self.lengths, "cursor": self.cursor,
-                "extras": self.extras, "begun": self.begun, "episode": self.episode}
+        """Every array as a torch tensor sharing its memory (``torch.from_numpy``; not a
+        copy: save it before writing more). ``torch.save`` streams a tensor's bytes to the
+        file, while a numpy array is pickled, and torch builds the whole pickle in memory:
+        saving the arrays themselves peaked at about 4× the replay on top of it (a 3 GB
+        half-cheetah RL² replay took its process from 4.7 to 17.5 GB, and the OOM killer
+        took the run). :meth:`load_state_dict` takes either form, so checkpoints written
+        before keep loading."""
+        def tensors(x):
+            return {k: tensors(v) for k, v in x.items()} if isinstance(x, dict) else \
+                torch.from_numpy(x)
+
+        return tensors({"obs": self.obs, "actions": self.actions, "rewards": self.rewards,
+                        "discounts": self.discounts, "lengths": self.lengths,
+                        "cursor": self.cursor, "extras": self.extras, "begun": self.begun,
+                        "episode": self.episode})
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state["obs"].items():
