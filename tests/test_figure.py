@@ -429,6 +429,40 @@ def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
     assert read_json(only / "run.json")["status"] == "INTERRUPTED"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_run_killed_from_outside_fails_and_the_next_one_runs(tmp_path):
+    """SIGKILL to a run's process (what the out-of-memory killer sends; no handler can
+    see it): that run fails, saying its process was killed and that the same command
+    resumes it, and the figure goes on to its next run. With one process pool for all
+    runs the next start raised BrokenProcessPool and the command died there."""
+    import os
+    import signal
+
+    runs = tmp_path / "runs"
+    then_tiny = LONG_THEN_SHORT.replace(
+        "          - {gin: gin/reach_scratch.gin, minutes: 2}\n",
+        "          - {gin: gin/reach_scratch.gin, minutes: 2, bindings: [ReachTasks.num_train"
+        " = 4, ReachTasks.num_test = 1, ReachEnv.time_limit = 1.0, Adaptation.episodes = 2,"
+        " Adaptation.exploration_episodes = 1]}\n")
+    assert then_tiny != LONG_THEN_SHORT
+    proc = start_figure(write_spec(tmp_path, then_tiny), runs, tmp_path / "out")
+    try:
+        wait_until_running(proc, runs, 0)
+        (worker,) = pool_workers(proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        for pid in pool_workers(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+    assert proc.returncode == 1, out[-2000:] + err[-2000:]     # a failed run, not a crash
+    (failed_line,) = [line for line in out.splitlines() if "run 1/2 FAILED" in line]
+    assert "killed from outside" in failed_line and "resumes it" in failed_line
+    assert "run 2/2 done" in out and "Traceback" not in err
+    first, second = run_dirs(runs)
+    assert read_json(second / "run.json")["status"] == "COMPLETED"
+
+
 FAILING_LONG_SHORT = LONG_THEN_SHORT.replace(
     "        runs:\n",
     "        runs:\n"

@@ -4,7 +4,9 @@ one run per process: gin's configuration and the RNGs are per process, as in
 ``iwx.compare``), with one line as each starts and ends and what is left.
 
 A run that fails is reported at the end with the tail of its output; the others go
-on (the figure is drawn from what completed). Ctrl-C or SIGTERM to the command stops
+on (the figure is drawn from what completed). So does a run whose process is killed
+from outside (SIGKILL: the out-of-memory killer), each run having an executor of its
+own (:class:`Executors`). Ctrl-C or SIGTERM to the command stops
 every run going (iwx.figures.stops forwards it, once, to each): each records itself
 INTERRUPTED and resumes from its checkpoint when the command is run again. A signal
 that reaches one run's own process (SIGINT or SIGTERM: a scheduler, a session ending,
@@ -42,6 +44,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from iwx.figures.compute import folder_seconds, same_entry
@@ -119,9 +122,7 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
         nonlocal stopped, forwarded
         stopped, forwarded = stopped or status, True
 
-    with ProcessPoolExecutor(max_workers=max(1, jobs), max_tasks_per_child=1,
-                             mp_context=context, initializer=own_group) as pool, \
-            Forwarder(logs, going, stop):
+    with Executors(context) as pool, Forwarder(logs, going, stop):
         while queue or running:
             while queue and not stopped and len(running) < max(1, jobs):
                 p = next((q for q in queue if not blocked(q)), None)
@@ -156,11 +157,13 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
                         echo(f"{PREFIX} run {p.number}/{total}: {line}")
             for future in finished:
                 p, start = running.pop(future)
+                pool.release(future)
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001  (the run's process died)
                     outcome = {"ok": False, "seconds": time.monotonic() - start,
-                               "error": f"{type(exc).__name__}: {exc}"}
+                               "error": f"{type(exc).__name__}: {exc}" + (
+                                   KILLED if isinstance(exc, BrokenProcessPool) else "")}
                 if outcome.get("locked"):     # the other process took it just before
                     outcome = {**outcome, "not_started": "running in another process",
                                "left": "elsewhere"}
@@ -175,6 +178,44 @@ def _execute(missing, total, jobs, echo, progress_s, logs: Path, deadline_s=None
             if stopped and not running:
                 raise RunInterrupted(stopped, outcomes, forwarded)
     return outcomes
+
+
+KILLED = (" (its process was killed from outside, e.g. by the out-of-memory killer: "
+          "the same command resumes it from its checkpoint)")
+
+
+class Executors:
+    """One single-process executor per run (each run has a process of its own anyway,
+    ``max_tasks_per_child = 1``). A run whose process is killed from outside (SIGKILL:
+    the out-of-memory killer) breaks only its own executor, which fails that run's
+    future; with one executor for every run, the broken pool terminated the runs beside
+    it and refused every later one, and the figure command died with a traceback
+    (session 37: half-cheetah RL² was OOM-killed, and its queue stopped for the
+    session). Leaving the ``with`` waits for every run still going, as one executor's
+    shutdown did."""
+
+    def __init__(self, context):
+        self.context = context
+        self.pools: dict[Future, ProcessPoolExecutor] = {}
+
+    def submit(self, fn, *args) -> Future:
+        pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1,
+                                   mp_context=self.context, initializer=own_group)
+        future = pool.submit(fn, *args)
+        self.pools[future] = pool
+        return future
+
+    def release(self, future: Future) -> None:
+        """Shut down a finished run's executor (its one process has ended)."""
+        self.pools.pop(future).shutdown(wait=True)
+
+    def __enter__(self) -> Executors:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for pool in self.pools.values():
+            pool.shutdown(wait=True)
+        self.pools.clear()
 
 
 def kept_back(p: Planned, outcomes: dict[int, dict], minutes_left: float,
