@@ -402,25 +402,34 @@ LONG_THEN_SHORT = GOOD.replace(
     "          - {gin: gin/reach_scratch.gin, minutes: 2}\n")
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
-    """SIGINT to a run's own process (a scheduler's, or someone stopping that run, not
-    the figure): the run records itself INTERRUPTED, the figure starts no further run
-    and exits 130 saying how to resume, instead of spending the compute on the next."""
+def signal_the_first_run(tmp_path: Path, spec: str, runs: Path, signum):
+    """Start the figure of ``spec``, send ``signum`` to its first run's process once that
+    run is going, and wait for the command: (process, stdout, stderr)."""
     import os
     import signal
 
-    runs = tmp_path / "runs"
-    proc = start_figure(write_spec(tmp_path, LONG_THEN_SHORT), runs, tmp_path / "out")
+    proc = start_figure(write_spec(tmp_path, spec), runs, tmp_path / "out")
     try:
         wait_until_running(proc, runs, 0)
         (worker,) = pool_workers(proc.pid)
-        os.kill(worker, signal.SIGINT)
+        os.kill(worker, signum)
         out, err = proc.communicate(timeout=300)
     finally:
         for pid in pool_workers(proc.pid):   # a run still going would outlive the test
             os.kill(pid, signal.SIGKILL)
         proc.kill()
+    return proc, out, err
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_signal_to_one_run_stops_the_figure_there(tmp_path):
+    """SIGINT to a run's own process (a scheduler's, or someone stopping that run, not
+    the figure): the run records itself INTERRUPTED, the figure starts no further run
+    and exits 130 saying how to resume, instead of spending the compute on the next."""
+    import signal
+
+    runs = tmp_path / "runs"
+    proc, out, err = signal_the_first_run(tmp_path, LONG_THEN_SHORT, runs, signal.SIGINT)
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     assert "run 1/2 INTERRUPTED" in out and "resumes from its checkpoint" in out
     assert "run 2/2 started" not in out
@@ -435,7 +444,6 @@ def test_a_run_killed_from_outside_fails_and_the_next_one_runs(tmp_path):
     see it): that run fails, saying its process was killed and that the same command
     resumes it, and the figure goes on to its next run. With one process pool for all
     runs the next start raised BrokenProcessPool and the command died there."""
-    import os
     import signal
 
     runs = tmp_path / "runs"
@@ -445,16 +453,7 @@ def test_a_run_killed_from_outside_fails_and_the_next_one_runs(tmp_path):
         " = 4, ReachTasks.num_test = 1, ReachEnv.time_limit = 1.0, Adaptation.episodes = 2,"
         " Adaptation.exploration_episodes = 1]}\n")
     assert then_tiny != LONG_THEN_SHORT
-    proc = start_figure(write_spec(tmp_path, then_tiny), runs, tmp_path / "out")
-    try:
-        wait_until_running(proc, runs, 0)
-        (worker,) = pool_workers(proc.pid)
-        os.kill(worker, signal.SIGKILL)
-        out, err = proc.communicate(timeout=300)
-    finally:
-        for pid in pool_workers(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.kill()
+    proc, out, err = signal_the_first_run(tmp_path, then_tiny, runs, signal.SIGKILL)
     assert proc.returncode == 1, out[-2000:] + err[-2000:]     # a failed run, not a crash
     (failed_line,) = [line for line in out.splitlines() if "run 1/2 FAILED" in line]
     assert "killed from outside" in failed_line and "resumes it" in failed_line
