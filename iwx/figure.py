@@ -318,10 +318,8 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
     from iwx.figures.spec import SpecError
 
     for p in plan.reused():
-        cut = "" if p.done.cut is None else \
-            f" (its first {p.done.cut:,} of {p.done.trained:,} updates)"
         print(f"{PREFIX} run {p.number}/{len(plan.runs)} reused: {p.name()} = "
-              f"{p.done.where()}{cut}")
+              f"{p.done.where()}{p.done.cut_text()}")
     missing = plan.missing()
     if missing and args.draw_only:
         print(f"{PREFIX} {len(missing)} of {len(plan.runs)} runs not recorded yet; "

@@ -42,12 +42,14 @@ class Done:
             return str(Path(self.source) / str(self.run_id))
         return f"run {self.run_id} in {self.source}"
 
-    def how(self) -> str:
-        """'reused: runs/2', or for a longer run 'reused: runs/2 (its first 60,000 of
-        80,000 updates)'."""
-        part = "" if self.cut is None else \
+    def cut_text(self) -> str:
+        """'' or, for a longer run's training, ' (its first 60,000 of 80,000 updates)'."""
+        return "" if self.cut is None else \
             f" (its first {self.cut:,} of {self.trained:,} updates)"
-        return f"reused: {self.where()}{part}"
+
+    def how(self) -> str:
+        """'reused: runs/2', or 'reused: runs/2 (its first 60,000 of 80,000 updates)'."""
+        return f"reused: {self.where()}{self.cut_text()}"
 
 
 @dataclasses.dataclass
