@@ -32,7 +32,7 @@ def main() -> None:
         means = []
         for start in range(0, int(steps.max()), args.every):
             inside = (steps > start) & (steps <= start + args.every)
-            means.append(f"{values[inside].mean():.1f}" if inside.any() else "—")
+            means.append(f"{values[inside].mean():.4g}" if inside.any() else "—")
         print(f"{run} {args.metric} per {args.every} steps: {' '.join(means)}")
 
 
