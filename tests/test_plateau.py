@@ -42,8 +42,8 @@ def test_unequal_spreads_use_welchs_degrees_of_freedom():
 def test_a_flat_series_is_a_plateau_and_nans_are_dropped():
     got = plateau([1.0, np.nan, 1.0, 1.0, 1.0, 1.0])
     assert got == {"points": 2, "first": 1.0, "before": 1.0, "last": 1.0, "change": 0.0,
-                   "ci95": 0.0, "significant": False, "gain": 0.0, "share": None,
-                   "rising": False}
+                   "ci95": 0.0, "significant": False, "gain": 0.0, "gain_ci95": 0.0,
+                   "gain_resolved": False, "share": None, "rising": False}
 
 
 def test_a_resolved_rise_under_a_tenth_of_the_runs_gain_is_a_flattening_curve():
@@ -74,6 +74,22 @@ def test_the_share_is_of_the_size_of_the_gain_and_a_fall_then_rise_can_be_rising
         plateau(range(10), min_share=-0.1)
 
 
+def test_a_curve_that_never_rose_is_not_rising_whatever_its_last_stretch_did():
+    # k = 2: first = [0, 0.4] (mean 0.2, s² = 0.08), before = [−2, −2.2] (mean −2.1,
+    # s² = 0.02), last = [0.4, 0.6] (mean 0.5, s² = 0.02). The change 2.6 is resolved
+    # (half-width 4.302653 · √0.02 = 0.608490), but the run's gain 0.5 − 0.2 = 0.3 is not:
+    # se = √(0.08/2 + 0.02/2) = √0.05, Welch df = 0.05² / (0.04² + 0.01²) = 1.470588,
+    # t(0.975, 1.470588) = 6.188115 -> half-width 1.383705 > 0.3. A share of 867% of a
+    # gain that is noise is no evidence of a rise (record 83 read "still rising" so).
+    got = plateau([0, 0.4, -1, -1, -1, -1, -2, -2.2, 0.4, 0.6])
+    assert got["significant"] is True and got["change"] == pytest.approx(2.6)
+    assert got["gain"] == pytest.approx(0.3)
+    assert got["gain_ci95"] == pytest.approx(6.188115 * np.sqrt(0.05), rel=1e-6)
+    assert got["gain_resolved"] is False and got["rising"] is False
+    # the fall-then-rise curve's fall is resolved, so it stays rising (test above)
+    assert plateau([10, 10, 6, 4, 2, 1, 0, 0.2, 3, 3.2])["gain_resolved"] is True
+
+
 def test_too_short_a_series_says_nothing_and_a_bad_fraction_is_refused():
     assert plateau([1.0, 2.0, 3.0]) is None
     with pytest.raises(ValueError, match="fraction must be in"):
@@ -91,3 +107,19 @@ def test_the_tenth_is_about_where_a_logarithmic_curve_sits():
     saturating = plateau(1.0 - np.exp(-5.0 * t))
     assert saturating["share"] == pytest.approx(0.0321, abs=5e-4)
     assert saturating["rising"] is False
+
+
+def test_the_table_names_each_verdict():
+    from iwx.figures.plateaus import plateau_table
+
+    def row(values):
+        return {"panel": "p", "label": "m", "seed": 0, "updates": 1000.0, **plateau(values)}
+
+    lines = plateau_table([row([0, 2, 5, 10, 15, 18, 20, 20.2, 21, 21.2]),   # flattening
+                           row([0, 0.4, -1, -1, -1, -1, -2, -2.2, 0.4, 0.6]),  # never rose
+                           row(list(range(-14, 1)) + [1, 2, 3, 4, 5, 11, 12, 13, 14, 15]),
+                           row([1.0] * 10)]).splitlines()[2:]
+    assert lines[0].endswith("| 5% | flattening |")
+    assert lines[1].endswith("| — | no (no gain over the run) |")
+    assert lines[2].endswith("| **yes** |")
+    assert lines[3].endswith("| — | no (no gain over the run) |")   # flat from the start

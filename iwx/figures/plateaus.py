@@ -18,7 +18,7 @@ def plateau_rows(plan: Plan, records: dict[int, RecordedRun]) -> list[dict]:
     """Per run that trained (logged ``train/return``), whether its training return was
     still rising at the end of its budget (:func:`iwx.results.plateau.plateau`: the last
     20% of the logged points against the 20% before, Welch 95% CI of the change, and the
-    change as a share of the run's whole gain)."""
+    change as a share of the run's whole gain, which must itself be resolved)."""
     rows = []
     for p in plan.runs:
         run = records.get(p.number)
@@ -43,8 +43,10 @@ def plateau_table(rows: list[dict]) -> str:
             out.append(f"| {r['panel']} | {r['label']} | {r['seed']} | {updates} | "
                        "(too few points) | — | — | — |")
             continue
-        share = "—" if r.get("share") is None else f"{100 * r['share']:.0f}%"
+        resolved = r.get("gain_resolved", True)   # figure.json written before it lacks it
+        share = "—" if r.get("share") is None or not resolved else f"{100 * r['share']:.0f}%"
         verdict = "**yes**" if r["rising"] else \
+            "no (no gain over the run)" if not resolved else \
             "flattening" if r.get("significant") else "no"
         out.append(f"| {r['panel']} | {r['label']} | {r['seed']} | {updates} | "
                    f"{r['before']:.2f} → {r['last']:.2f} ({r['points']} points each) | "

@@ -19,6 +19,14 @@ has a share of about 10% wherever it ends, so *still rising* reads "rising at le
 fast as a logarithm" (docs/DECISIONS.md). Both numbers are returned (``significant``,
 ``share``), so a reader can apply a stricter rule.
 
+A curve that never rose is not rising either: when the whole run's gain is inside its own
+Welch interval (first stretch against last; e.g. a return that wandered around −320 for
+100k updates, record 83 in docs/records), the share of that gain means nothing (a change
+of 15 "is" 1,300% of a gain of −1.2), so such a curve is *not* still rising whatever its
+last stretch did; ``significant`` still reports a resolved last-stretch change for a
+reader who wants it. A curve that fell and is climbing back (gain resolved, negative)
+is measured against the size of its fall.
+
 The points are treated as independent draws around each stretch's mean. Logged training
 returns are means over the episodes of one logging period, so neighbouring points share
 nothing but the policy's slow drift; the drift inside a stretch widens its variance,
@@ -35,6 +43,19 @@ import numpy as np
 MIN_SHARE = 0.1   # a rise under a tenth of the run's whole gain is a flattening curve
 
 
+def welch_half_width(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> float:
+    """Half-width of the ``confidence`` interval of mean(b) − mean(a), Welch–Satterthwaite
+    degrees of freedom. a [k1], b [k2], each k ≥ 2; 0 when both stretches are constant."""
+    from scipy import stats
+
+    v1, v2 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)   # squared standard errors
+    se = math.sqrt(v1 + v2)
+    if se == 0.0:
+        return 0.0
+    df = (v1 + v2) ** 2 / (v1 ** 2 / (len(a) - 1) + v2 ** 2 / (len(b) - 1))
+    return float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+
+
 def plateau(values, fraction: float = 0.2, confidence: float = 0.95,
             min_share: float = MIN_SHARE) -> dict | None:
     """``values``: [n] a training series as logged, in order, at equal spacing (e.g.
@@ -43,33 +64,30 @@ def plateau(values, fraction: float = 0.2, confidence: float = 0.95,
     k = max(2, ⌊n · fraction⌋) points per stretch; ``first`` = the first k points,
     ``before`` = the k points before the last k. Returns {"points": k, "first": mean,
     "before": mean, "last": mean, "change": last − before, "ci95": Welch half-width of
-    the change, "significant": change − ci95 > 0, "gain": last − first, "share":
-    change / |gain| (None when gain is 0), "rising": significant and (share is None or
-    share ≥ min_share)}; None when fewer than 2k points were logged."""
-    from scipy import stats
-
+    the change, "significant": change − ci95 > 0, "gain": last − first, "gain_ci95":
+    Welch half-width of the gain, "gain_resolved": |gain| − gain_ci95 > 0, "share":
+    change / |gain| (None when gain is 0), "rising": significant and gain_resolved and
+    share ≥ min_share}; None when fewer than 2k points were logged."""
     if not 0 < fraction <= 0.5:
         raise ValueError(f"plateau: fraction must be in (0, 0.5], got {fraction}")
+    if not min_share >= 0:
+        raise ValueError(f"plateau: min_share must be >= 0, got {min_share}")
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     k = max(2, int(len(x) * fraction))
     if len(x) < 2 * k:
         return None
-    before, last = x[-2 * k:-k], x[-k:]
-    v1, v2 = before.var(ddof=1) / k, last.var(ddof=1) / k       # squared standard errors
-    se = math.sqrt(v1 + v2)
-    if se == 0.0:
-        half = 0.0
-    else:                                                        # Welch–Satterthwaite
-        df = (v1 + v2) ** 2 / (v1 ** 2 / (k - 1) + v2 ** 2 / (k - 1))
-        half = float(stats.t.ppf(0.5 + confidence / 2, df) * se)
-    if not min_share >= 0:
-        raise ValueError(f"plateau: min_share must be >= 0, got {min_share}")
+    first, before, last = x[:k], x[-2 * k:-k], x[-k:]
+    half = welch_half_width(before, last, confidence)
+    gain_half = welch_half_width(first, last, confidence)
     change = float(last.mean() - before.mean())
-    gain = float(last.mean() - x[:k].mean())
+    gain = float(last.mean() - first.mean())
     share = None if gain == 0.0 else change / abs(gain)
     significant = bool(change - half > 0)
-    return {"points": k, "first": float(x[:k].mean()), "before": float(before.mean()),
+    gain_resolved = bool(abs(gain) - gain_half > 0)
+    return {"points": k, "first": float(first.mean()), "before": float(before.mean()),
             "last": float(last.mean()), "change": change, "ci95": half,
-            "significant": significant, "gain": gain, "share": share,
-            "rising": significant and (share is None or share >= min_share)}
+            "significant": significant, "gain": gain, "gain_ci95": gain_half,
+            "gain_resolved": gain_resolved, "share": share,
+            "rising": significant and gain_resolved and share is not None
+            and share >= min_share}
