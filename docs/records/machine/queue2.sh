@@ -1,0 +1,13 @@
+#!/bin/bash
+# Queue 2: single-process runs (adaptation from a recorded model.pt; figure 2, its
+# half-cheetah panel first), then figure 1's other panel. Every figure gets --until
+# "$UNTIL" when UNTIL is set; exit 0, 1 (a run failed, the rest went on) and 3 (runs left
+# for later) go on to the next figure; 2, 130, 143 stop.
+F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
+for figure in "7" "mixture_prior --panels point_nav" "ablation_radius" \
+              "2 --panels cheetah_vel" "2" "1 --panels go_to_ring_cpu" "1"; do
+  echo "[queue] $(date +%H:%M) figure $figure${UNTIL:+ --until $UNTIL}"
+  .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs" ${UNTIL:+--until "$UNTIL"}
+  rc=$?; echo "[queue] $(date +%H:%M) figure $figure exit $rc"
+  [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 3 ] || break
+done
