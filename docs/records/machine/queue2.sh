@@ -1,13 +1,17 @@
 #!/bin/bash
-# Queue 2: single-process runs (adaptation from a recorded model.pt; figure 2, its
-# half-cheetah panel first), then figure 1's other panel. Every figure gets --until
-# "$UNTIL" when UNTIL is set; exit 0, 1 (a run failed, the rest went on) and 3 (runs left
-# for later) go on to the next figure; 2, 130, 143 stop.
+# Queue 2, the long runs: runs longer than a session (the mixture figure's Gaussian Reach
+# seed 2, about 200 min; figure 2's half-cheetah RL² at 200k updates, about 300 min each,
+# and PEARL*, about 230) never fit under --until, so this queue runs them without it,
+# from the session's first minute; a run cut by the session's end resumes from its
+# checkpoint when the next session starts this queue again, if the machine came back with
+# its runs folder (docs/DECISIONS.md "Runs longer than a session"). Then, with --until
+# when UNTIL is set, queue 1's list, for when the long runs are done.
 F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
-for figure in "7" "mixture_prior --panels point_nav" "ablation_radius" \
-              "2 --panels cheetah_vel" "2" "1 --panels go_to_ring_cpu" "1"; do
-  echo "[queue] $(date +%H:%M) figure $figure${UNTIL:+ --until $UNTIL}"
-  .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs" ${UNTIL:+--until "$UNTIL"}
-  rc=$?; echo "[queue] $(date +%H:%M) figure $figure exit $rc"
-  [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 3 ] || break
+D=$(cd "$(dirname "$0")" && pwd)
+for figure in "mixture_prior --panels reach_cpu" "2 --panels cheetah_vel"; do
+  echo "[queue2] $(date +%H:%M) figure $figure (long runs: no --until)"
+  .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs"
+  rc=$?; echo "[queue2] $(date +%H:%M) figure $figure exit $rc"
+  [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 3 ] || exit $rc
 done
+exec "$D/queue.sh"
