@@ -63,3 +63,11 @@ def test_a_completed_run_and_its_segments_are_committed_and_nothing_else(tmp_pat
     assert log[1].startswith("records: run 5 (COMPLETED") and "resumed from: 4" in log[1]
     assert "?? other.txt" in _git(repo, "status", "--short")   # left to its owner
     assert archive.one_pass(runs, repo) == []                    # a second pass: nothing new
+
+    # a copy left uncommitted (its commit failed) is archived again by the next pass
+    _run(runs, "8", "COMPLETED", "rl2")
+    (out / "8").mkdir()
+    (out / "8" / "run.json").write_text("half written")
+    assert archive.one_pass(runs, repo) == ["8"]
+    assert json.loads((out / "8" / "run.json").read_text()) == {"status": "COMPLETED"}
+    assert _git(repo, "status", "--short", "--", "docs") == ""

@@ -50,17 +50,28 @@ def copy_run(runs: Path, out: Path, run_id: str) -> None:
     tmp.rename(target)
 
 
+def committed_runs(repo: Path) -> set[str]:
+    """The run ids whose records git tracks under docs/records/cpu-runs. A folder that is
+    there but not tracked (a commit that failed, e.g. on another git command's index.lock)
+    is archived again by the next pass."""
+    listing = subprocess.run(["git", "ls-files", "--", "docs/records/cpu-runs"], cwd=repo,
+                             check=True, capture_output=True, text=True).stdout
+    return {line.split("/")[3] for line in listing.splitlines() if line.count("/") >= 4}
+
+
 def one_pass(runs: Path, repo: Path) -> list[str]:
     out = repo / "docs" / "records" / "cpu-runs"
+    done = committed_runs(repo)
     committed = []
     for run in sorted((p for p in runs.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)):
-        if (out / run.name).exists():
+        if run.name in done:
             continue
         status = _json(run / "run.json").get("status")
         if status != "COMPLETED":
             continue
-        new = [r for r in lineage(runs, run.name) if not (out / r).exists()]
+        new = [r for r in lineage(runs, run.name) if r not in done]
         for r in new:
+            shutil.rmtree(out / r, ignore_errors=True)   # a copy whose commit failed
             copy_run(runs, out, r)
         gin = ", ".join(_json(run / "config.json").get("gin_files") or [])
         paths = [str(out / r) for r in new]
@@ -70,6 +81,7 @@ def one_pass(runs: Path, repo: Path) -> list[str]:
         if len(new) > 1:
             message += f" (with the segments it resumed from: {', '.join(new[1:])})"
         subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=repo, check=True)
+        done.update(new)
         committed.append(run.name)
     return committed
 
