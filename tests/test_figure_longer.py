@@ -174,3 +174,63 @@ def test_figure_1_draws_a_seed_from_a_longer_run_cut_at_its_budget(tmp_path):
     table = (out / "table.md").read_text()
     assert f"| reach_cpu | IWPL | 1 | {x[-1]:,.0f} | {final:.2f} ± " in table, table
     assert x[-1] < series["train/env_steps"]["values"][-1]
+
+    # the same longer run while it is still going (RUNNING, its lock held by a live
+    # process): seed 0 waits for it instead of training the same updates again
+    from iwx.experiment.run_lock import RunLock, lock_path
+
+    run_json = read_json(run_dir / "run.json")
+    (run_dir / "run.json").write_text(json.dumps({**run_json, "status": "RUNNING"}))
+    key = read_json(run_dir / "info.json")["checkpoint_key"]
+    with RunLock(lock_path(runs, key)):
+        dry = run_cli("iwx.figure", [*figure, "--dry-run"], timeout=300)
+        ran = run_cli("iwx.figure", [*figure, "--out", str(tmp_path / "out2")], timeout=600)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    rows = [line for line in dry.stdout.splitlines() if line.startswith("reach_cpu")]
+    assert "inside run 1, running now (pid " in rows[0], rows[0]
+    assert "will run" in rows[1]
+    assert ran.returncode == 3, ran.stderr[-3000:]          # seed 0 left for later
+    assert "not started: reach_cpu · gin/reach_iwpl.gin · seed 0 (inside run 1" in \
+        ran.stdout + ran.stderr
+    assert len(run_dirs(runs)) == 2                          # seed 1 ran; seed 0 did not
+    dry = run_cli("iwx.figure", [*figure, "--dry-run"], timeout=300)   # its process gone
+    assert "will run" in [line for line in dry.stdout.splitlines()
+                          if line.startswith("reach_cpu")][0]
+
+
+def test_a_longer_run_in_progress_is_found_only_while_a_live_process_holds_it(tmp_path):
+    import os
+
+    from iwx.experiment.run_lock import RunLock, lock_path
+    from iwx.figures.longer import find_longer_running
+
+    def record(run_id, status, seed, bindings, key):
+        folder = tmp_path / str(run_id)
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"status": status}))
+        (folder / "config.json").write_text(json.dumps({"seed": seed, "bindings": bindings}))
+        (folder / "info.json").write_text(json.dumps({"checkpoint_key": key}))
+
+    (tmp_path / "_checkpoints").mkdir()
+    record(3, "RUNNING", 0, longer_bindings(), "k3")             # 48 updates, seed 0
+    record(4, "RUNNING", 1, longer_bindings(), "k4")             # another seed
+    record(5, "RUNNING", 0, longer_bindings(IWPL={"num_samples": 10}), "k5")   # other training
+    record(6, "COMPLETED", 0, longer_bindings(), "k6")           # find_longer's, not this
+    find = dict(bindings=TRAINING, seed=0, updates=32)
+    assert find_longer_running(tmp_path, **find) is None         # nobody holds a lock
+    locks = [RunLock(lock_path(tmp_path, k)) for k in ("k4", "k5", "k6")]
+    for lock in locks:
+        lock.acquire()
+    try:
+        assert find_longer_running(tmp_path, **find) is None     # none of them qualifies
+        with RunLock(lock_path(tmp_path, "k3")):
+            run_id, holder = find_longer_running(tmp_path, **find)
+            assert run_id == 3 and holder["pid"] == os.getpid()
+            assert find_longer_running(tmp_path, **{**find, "updates": 64}) is None
+    finally:
+        for lock in locks:
+            lock.release()
+    # a record left RUNNING by a killed process: its lock names a pid that is gone
+    lock_path(tmp_path, "k3").write_text(json.dumps({"pid": 2 ** 22 + 12345,
+                                                     "host": __import__("socket").gethostname()}))
+    assert find_longer_running(tmp_path, **find) is None

@@ -252,11 +252,15 @@ def kept_back(p: Planned, outcomes: dict[int, dict], minutes_left: float,
 
 def running_elsewhere(p: Planned) -> str | None:
     """'running in another process (pid 8562 since 12-05 22:44)' when a live process
-    holds the run's lock (iwx.experiment.run_lock), else None."""
-    from iwx.figures.plan import holder_text, lock_holder
+    holds the run's lock (iwx.experiment.run_lock); in a training figure also when
+    another process runs a longer run of the same training, which will stand for it
+    (iwx.figures.plan.inside_running); else None."""
+    from iwx.figures.plan import holder_text, inside_running, lock_holder
 
     holder = lock_holder(p)
-    return None if holder is None else f"running in another process ({holder_text(holder)})"
+    if holder is not None:
+        return f"running in another process ({holder_text(holder)})"
+    return inside_running(p)
 
 
 def remeasure(p: Planned, outcome: dict, queue: list[Planned]) -> None:

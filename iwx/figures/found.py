@@ -35,6 +35,7 @@ def find_done(plan: Plan) -> None:
         return
     for p in plan.missing():
         if p.updates and p.after is None:
+            p.may_cut = True
             longer = find_longer(plan.runs_dir, bindings=p.bindings, seed=p.seed,
                                  updates=p.updates, completed=in_files)
             if longer is not None:

@@ -26,6 +26,13 @@ is run again. The longer run's series are cut at the planned run's updates
 of those updates from its logged ``train/updates_per_s`` (:func:`seconds_to`), not
 its whole record's. Only the file store is searched; a run recorded only in MongoDB is
 not reused this way.
+
+A longer run still *in progress* (its record RUNNING, its lock held by a live process:
+:func:`find_longer_running`) is waited for, not duplicated: the planned run is left for
+later, as a run another process holds, and is drawn cut once the longer one completes.
+Two queues share one runs folder, and the mixture figure's 100k-update Gaussian Reach
+seed 2 (about 200 minutes) is figure 1's IWPL seed 2 at 60k: without the wait, figure 1
+would train the same hour over again beside it.
 """
 
 from __future__ import annotations
@@ -91,6 +98,39 @@ def find_longer(runs_dir: str | Path, *, bindings: dict, seed: int, updates: int
         if best is None or (found.trained, -found.run_id) < (best.trained, -best.run_id):
             best = found
     return best
+
+
+def find_longer_running(runs_dir: str | Path, *, bindings: dict, seed: int,
+                        updates: int) -> tuple[int, dict] | None:
+    """A run in progress in ``runs_dir`` whose training is the planned one's (as
+    :func:`find_longer`) for at least ``updates`` updates: its record says RUNNING and a
+    live process holds its lock (iwx.experiment.run_lock, found by the record's
+    ``info.checkpoint_key``). Returns (its run id, the lock's holder), else None. A record
+    left RUNNING by a killed process has no live holder and is not waited for."""
+    from iwx.experiment.run_lock import current_holder, lock_path
+
+    want = training_bindings(bindings)
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return None
+    for folder in sorted((f for f in root.iterdir() if f.name.isdigit()),
+                         key=lambda f: -int(f.name)):
+        try:
+            if json.loads((folder / "run.json").read_text()).get("status") != "RUNNING":
+                continue
+            config = json.loads((folder / "config.json").read_text())
+            key = json.loads((folder / "info.json").read_text()).get("checkpoint_key")
+        except (OSError, ValueError, AttributeError):
+            continue
+        trained = budget(config.get("bindings") or {})
+        if (not key or config.get("seed") != seed or not isinstance(trained, int)
+                or trained < updates
+                or training_bindings(config.get("bindings") or {}) != want):
+            continue
+        holder = current_holder(lock_path(root, key))
+        if holder is not None:
+            return int(folder.name), holder
+    return None
 
 
 def budget(bindings: dict) -> int | None:

@@ -66,6 +66,7 @@ class Planned:
     updates: int | None = None    # its pretraining's learner updates (None: it does not train)
     bindings: dict = dataclasses.field(default_factory=dict)  # gin's, flat (longer.py)
     measured: tuple[float, ...] = ()  # recorded minutes of its entry's completed seeds
+    may_cut: bool = False         # a training figure's run: a longer run may stand for it
 
     @property
     def minutes(self) -> float:
@@ -287,6 +288,23 @@ def lock_holder(p: Planned) -> dict | None:
     return current_holder(lock_path(Path(p.spec.runs_dir), p.key))
 
 
+def inside_running(p: Planned) -> str | None:
+    """'inside run 95, running now (pid 8562 since 12-05 22:44): drawn cut at 60,000
+    updates when it completes' when a longer run of the same training is in progress
+    (iwx/figures/longer.py, :func:`~iwx.figures.longer.find_longer_running`), else None."""
+    from iwx.figures.longer import find_longer_running
+
+    if not p.may_cut or p.done is not None or not p.updates:
+        return None
+    found = find_longer_running(p.spec.runs_dir, bindings=p.bindings, seed=p.seed,
+                                updates=p.updates)
+    if found is None:
+        return None
+    run_id, holder = found
+    return (f"inside run {run_id}, running now ({holder_text(holder)}): drawn cut at "
+            f"{p.updates:,} updates when it completes")
+
+
 def holder_text(holder: dict) -> str:
     """'pid 8562 since 12-05 22:44' ('pid 8562 on node-3 since ...' for another host)."""
     host = "" if holder.get("host") in (None, socket.gethostname()) else \
@@ -307,6 +325,9 @@ def progress_of(p: Planned) -> str | None:
     at = "" if saved is None else f"{saved.get('label')} at {clock(saved.get('saved'))}"
     if holder is not None:
         return f"running now ({holder_text(holder)}" + (f"; checkpoint {at})" if at else ")")
+    inside = inside_running(p)
+    if inside is not None:
+        return inside
     if saved is not None:
         return f"resumes from {saved.get('label')} (saved {clock(saved.get('saved'))})"
     return None
