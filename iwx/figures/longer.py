@@ -74,6 +74,17 @@ class Longer:
     trained: int
 
 
+def trains_as(config: dict, *, want: dict, seed: int, updates: int) -> int | None:
+    """A record's ``config.json`` (seed, bindings) against a planned run: its training
+    budget when it trained the same (:func:`training_bindings` equal to ``want``, the same
+    seed) for at least ``updates`` updates, else None."""
+    trained = budget(config.get("bindings") or {})
+    if (config.get("seed") != seed or not isinstance(trained, int) or trained < updates
+            or training_bindings(config.get("bindings") or {}) != want):
+        return None
+    return trained
+
+
 def find_longer(runs_dir: str | Path, *, bindings: dict, seed: int, updates: int,
                 completed: dict[str, Path] | None = None) -> Longer | None:
     """The completed run in ``runs_dir`` (its file store) whose training is the planned
@@ -90,9 +101,8 @@ def find_longer(runs_dir: str | Path, *, bindings: dict, seed: int, updates: int
             config = json.loads((Path(folder) / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        trained = budget(config.get("bindings") or {})
-        if (config.get("seed") != seed or not isinstance(trained, int) or trained < updates
-                or training_bindings(config.get("bindings") or {}) != want):
+        trained = trains_as(config, want=want, seed=seed, updates=updates)
+        if trained is None:
             continue
         found = Longer(int(Path(folder).name), trained)
         if best is None or (found.trained, -found.run_id) < (best.trained, -best.run_id):
@@ -122,10 +132,7 @@ def find_longer_running(runs_dir: str | Path, *, bindings: dict, seed: int,
             key = json.loads((folder / "info.json").read_text()).get("checkpoint_key")
         except (OSError, ValueError, AttributeError):
             continue
-        trained = budget(config.get("bindings") or {})
-        if (not key or config.get("seed") != seed or not isinstance(trained, int)
-                or trained < updates
-                or training_bindings(config.get("bindings") or {}) != want):
+        if not key or trains_as(config, want=want, seed=seed, updates=updates) is None:
             continue
         holder = current_holder(lock_path(root, key))
         if holder is not None:
