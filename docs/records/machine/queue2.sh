@@ -6,8 +6,8 @@
 # checkpoint when the next session starts this queue again, if the machine came back with
 # its runs folder (docs/DECISIONS.md "Runs longer than a session"). Then, with --until
 # when UNTIL is set, queue 1's list, for when the long runs are done.
+D=$(cd "$(dirname "$0")" && pwd)   # before the cd below: $0 may be a relative path
 F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
-D=$(cd "$(dirname "$0")" && pwd)
 for figure in "mixture_prior --panels reach_cpu" "2 --panels cheetah_vel"; do
   echo "[queue2] $(date +%H:%M) figure $figure (long runs: no --until)"
   .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs"
