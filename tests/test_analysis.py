@@ -4,11 +4,13 @@ computations."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from iwx.results.figures import plot_curves
+from iwx.figures.draw import metric_bounds
+from iwx.results.figures import RATE, Panel, _draw, band, plot_curves
 from iwx.results.stats import curve, mean_ci, summary
 from iwx.results.tables import adaptation_table
 
@@ -43,3 +45,36 @@ def test_table_rows_and_figure(tmp_path):
     plot_curves([curve(name, r) for name, r in returns.items()], [tmp_path / "f.png"],
                 xlabel="episode", ylabel="return", oracle=13.0, exploration=2)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_rates_interval_is_drawn_inside_zero_and_one():
+    # float64, as the curves' means and half-widths are (iwx.results.stats)
+    mean, half = np.array([0.1, 0.5, 0.9]), np.array([0.3, 0.2, 0.4])
+    lower, upper = band(mean, half, RATE)
+    np.testing.assert_allclose(lower, [0.0, 0.3, 0.5])
+    np.testing.assert_allclose(upper, [0.4, 0.7, 1.0])
+    lower, upper = band(mean, half)                       # a return: as computed
+    np.testing.assert_allclose(lower, [-0.2, 0.3, 0.5])
+    np.testing.assert_allclose(upper, [0.4, 0.7, 1.3])
+
+
+@pytest.mark.parametrize("bounds, low, high", [(RATE, 0.0, 1.0), (None, -0.2, 1.3)])
+def test_the_shaded_band_on_the_axes_is_the_clipped_one(bounds, low, high):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    line = SimpleNamespace(label="a", x=[1, 2, 3], mean=[0.1, 0.5, 0.9], ci95=[0.3, 0.2, 0.4])
+    fig, ax = plt.subplots()
+    _draw(ax, Panel([line], bounds=bounds), "x", "rate", integer_x=False, many=False)
+    (shade,) = ax.collections
+    ys = np.concatenate([path.vertices[:, 1] for path in shade.get_paths()])
+    plt.close(fig)
+    assert ys.min() == pytest.approx(low) and ys.max() == pytest.approx(high)
+
+
+def test_training_figures_bound_the_success_rate_and_nothing_else():
+    assert metric_bounds("train/success") == RATE
+    assert metric_bounds("train/return") is None
+    assert metric_bounds("train/success_radius") is None

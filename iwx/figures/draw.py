@@ -244,6 +244,12 @@ def training_lines(plan: Plan, records: dict[int, RecordedRun], window: int | No
     return found, x_names
 
 
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The range a training metric can take, where it has one: a success rate's is
+    [0, 1] (its 95% interval is drawn inside it, :func:`iwx.results.figures.band`)."""
+    return figures.RATE if metric.rsplit("/", 1)[-1] == "success" else None
+
+
 def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str, str],
                   out: Path, files=None, title=None) -> list[Path]:
     """One figure per metric with lines (a panel per spec panel): ``files`` lists
@@ -254,15 +260,17 @@ def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str
         lines = training.get(metric) or []
         if not lines:
             continue
+        bounds = metric_bounds(metric)
         panels = [figures.Panel(mine, panel_heading(panel, mine),
-                                xlabel=x_names[panel.task])
+                                xlabel=x_names[panel.task], bounds=bounds)
                   for panel in plan.panels
                   if (mine := [line for line in lines if line.task == panel.task])]
         written += figures.plot_panels(
             panels, [out / n for n in names], xlabel=" / ".join(sorted(set(x_names.values()))),
             ylabel=ylabel, title=title(metric) if title else
             f"{heading(plan)}: pretraining / meta-training ({metric})",
-            note=report_text.training_note(lines, x_names))
+            note=report_text.training_note(lines, x_names)
+            + ("; a rate's interval is drawn within [0, 1]" if bounds else ""))
     return written
 
 

@@ -36,6 +36,23 @@ class Panel:
     oracle: float | None = None
     baseline: tuple[str, float] | None = None
     xlabel: str | None = None
+    bounds: tuple[float, float] | None = None   # the metric's range, e.g. (0, 1): a rate
+
+
+#: The range of a rate (a success rate): its shaded interval is drawn inside it.
+RATE = (0.0, 1.0)
+
+
+def band(mean: np.ndarray, half: np.ndarray, bounds: tuple[float, float] | None = None):
+    """(lower, upper) edges of the shaded interval mean ± half, clipped to ``bounds``.
+
+    A Student-t interval over 2-3 seeds of a success rate easily reaches below 0 or above
+    1; a value the metric cannot take is not drawn (the table keeps the interval as
+    computed). mean, half [T] -> lower, upper [T]."""
+    lower, upper = mean - half, mean + half
+    if bounds is not None:
+        lower, upper = np.clip(lower, *bounds), np.clip(upper, *bounds)
+    return lower, upper
 
 
 def plot_curves(curves: Sequence, paths: Sequence[str | Path], *, xlabel: str, ylabel: str,
@@ -95,7 +112,7 @@ def _draw(ax, panel: Panel, xlabel: str, ylabel: str, integer_x: bool, many: boo
         (line,) = ax.plot(x, mean, marker="o" if markers else None, ms=3, label=c.label)
         n = getattr(c, "n", None)
         where = None if n is None else np.asarray(n) >= 2
-        ax.fill_between(x, mean - half, mean + half, where=where, alpha=0.2,
+        ax.fill_between(x, *band(mean, half, panel.bounds), where=where, alpha=0.2,
                         color=line.get_color())
         ends = [e["x"] for e in getattr(c, "ends", None) or []]
         if ends:
