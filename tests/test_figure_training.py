@@ -171,3 +171,37 @@ def test_a_runs_final_value_is_the_mean_of_the_last_chunks_it_reached():
     empty = Line(label="m", group="m", variant="train/return", x=[10.0], mean=[], ci95=[],
                  units=0, runs=0, window=1, unit="run", raw=np.full((1, 1), np.nan))
     assert final_numbers(empty, 3)["runs"] == 0
+
+
+def test_the_trailing_mean_is_over_chunk_positions_not_over_logged_chunks():
+    """Chunks 1, 2, 4, 5 logged (3 empty: a log every ~chunk leaves some empty), window 3:
+    the mean of the logged chunks among the last 3 positions, NaN outside the run."""
+    from iwx.results.stats import rolling_mean, trailing_chunk_mean
+
+    got = trailing_chunk_mean([1, 2, 4, 5], np.array([1.0, 2.0, 4.0, 5.0]), 3,
+                              [0, 1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(got, [np.nan, 1.0, 1.5, 1.5, 3.0, 4.5, np.nan])
+    values = np.array([0.3, -1.2, 2.5, 0.7, 4.1])        # no chunk missing: rolling_mean
+    np.testing.assert_allclose(trailing_chunk_mean([1, 2, 3, 4, 5], values, 3,
+                                                   [1, 2, 3, 4, 5]), rolling_mean(values, 3))
+
+
+def test_a_run_that_logged_nothing_in_a_chunk_stays_in_the_line_there():
+    """Run A logs every chunk of 10 updates (1, 2, 3, 4), run B none in chunk 2 (2, 6, 8 at
+    10, 30, 40). Trailing 3 chunks: A 1, 1.5, 2, 3; B 2, 2, (2 + 6) / 2 = 4, (6 + 8) / 2
+    = 7; both runs at every chunk, so the line is 1.5, 1.75, 3, 5."""
+    from iwx.experiment.store import RecordedRun
+    from iwx.results.curves import training_lines
+
+    def run(i, steps, values):
+        return RecordedRun(id=i, source="test", status="COMPLETED", config={}, info={},
+                           meta={}, metrics={"train/return": (np.array(steps),
+                                                              np.array(values, np.float64))})
+
+    (line,), x_name = training_lines({"m": [run(1, [10, 20, 30, 40], [1, 2, 3, 4]),
+                                            run(2, [10, 30, 40], [2, 6, 8])]}, 3, 10.0)
+    assert x_name == "learner updates"
+    assert line.x == [10.0, 20.0, 30.0, 40.0]
+    assert line.n == [2, 2, 2, 2]
+    np.testing.assert_allclose(line.mean, [1.5, 1.75, 3.0, 5.0])
+    assert np.isnan(line.raw[1, 1])                    # the table's raw chunks stay as logged

@@ -26,7 +26,7 @@ import numpy as np
 from iwx.experiment.store import RecordedRun
 from iwx.results.groups import binding_value, task_of
 from iwx.results.stats import (mean_ci, mean_ci_present, pool, pool_by_split, rolling_mean,
-                               same_split, unit_values)
+                               same_split, trailing_chunk_mean, unit_values)
 
 #: Appendix A.2: rolling window of the adaptation curves per task family.
 PAPER_WINDOWS = {"point_nav": 5, "cheetah_vel": 1, "go_to_ring": 30, "move_box": 30,
@@ -220,6 +220,7 @@ def training_lines(groups: dict[str, list[RecordedRun]], window: int | None,
         xs = sorted(set().union(*(chunks for _, chunks in chunked)))
         w = window if window is not None else min(TRAIN_MAX_WINDOW, max(1, len(xs) // 10))
         column = {k: i for i, k in enumerate(xs)}
+        numbers = [round(k / width) for k in xs]            # chunk k ends at k·width
         raw = np.full((len(chunked), len(xs)), np.nan)      # [runs, chunks], NaN: not reached
         smoothed = raw.copy()
         ends = []
@@ -227,7 +228,10 @@ def training_lines(groups: dict[str, list[RecordedRun]], window: int | None,
             keys = sorted(chunks)
             at = [column[k] for k in keys]
             raw[row, at] = [chunks[k] for k in keys]
-            smoothed[row, at] = rolling_mean(raw[row, at], w)   # along the run's own chunks
+            # by chunk position: a chunk the run logged nothing in still gets the mean of
+            # its logged chunks among the last w (it stays in the CI there)
+            smoothed[row] = trailing_chunk_mean([round(k / width) for k in keys],
+                                                raw[row, at], w, numbers)
             if keys[-1] < xs[-1]:
                 ends.append({"run": r.id, "x": keys[-1]})
         mean, half, n = mean_ci_present(smoothed)

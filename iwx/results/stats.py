@@ -108,6 +108,27 @@ def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     return (csum - lower) / count
 
 
+def trailing_chunk_mean(chunks: Sequence[int], values: Sequence[float], window: int,
+                        columns: Sequence[int]) -> np.ndarray:
+    """Appendix A.1's trailing mean over ``window`` chunks, by chunk position, for one run
+    that logged only some chunks (a log every ~50k env steps leaves some 50k chunks empty).
+
+    chunks [n] (the run's chunk numbers, increasing), values [n] (its chunk means),
+    columns [C] (the figure's chunk numbers) -> [C]: at column c inside the run's span
+    (chunks[0] <= c <= chunks[-1]) the mean of the values whose chunk k has
+    c - window < k <= c, NaN where there is none; NaN outside the span. With no chunk
+    missing it is :func:`rolling_mean` along the run's chunks."""
+    chunks = np.asarray(chunks, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(len(columns), np.nan)
+    for i, c in enumerate(columns):
+        if chunks[0] <= c <= chunks[-1]:
+            inside = (chunks > c - max(window, 1)) & (chunks <= c)
+            if inside.any():
+                out[i] = values[inside].mean()
+    return out
+
+
 def headline(units: np.ndarray, exploration_episodes: int | None, last: int = 3,
              x: Sequence[float] | None = None) -> dict:
     """Appendix A.2's numbers of one curve from its unsmoothed unit values [units,
