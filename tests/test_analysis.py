@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from iwx.figures.draw import metric_bounds
-from iwx.results.figures import RATE, Panel, _draw, band, plot_curves
+from iwx.results.figures import RATE, Panel, _draw, band, metric_bounds, plot_curves
 from iwx.results.stats import curve, mean_ci, summary
 from iwx.results.tables import adaptation_table
 

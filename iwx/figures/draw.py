@@ -244,12 +244,6 @@ def training_lines(plan: Plan, records: dict[int, RecordedRun], window: int | No
     return found, x_names
 
 
-def metric_bounds(metric: str) -> tuple[float, float] | None:
-    """The range a training metric can take, where it has one: a success rate's is
-    [0, 1] (its 95% interval is drawn inside it, :func:`iwx.results.figures.band`)."""
-    return figures.RATE if metric.rsplit("/", 1)[-1] == "success" else None
-
-
 def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str, str],
                   out: Path, files=None, title=None) -> list[Path]:
     """One figure per metric with lines (a panel per spec panel): ``files`` lists
@@ -260,7 +254,7 @@ def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str
         lines = training.get(metric) or []
         if not lines:
             continue
-        bounds = metric_bounds(metric)
+        bounds = figures.metric_bounds(metric)
         panels = [figures.Panel(mine, panel_heading(panel, mine),
                                 xlabel=x_names[panel.task], bounds=bounds)
                   for panel in plan.panels

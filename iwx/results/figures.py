@@ -43,6 +43,12 @@ class Panel:
 RATE = (0.0, 1.0)
 
 
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The range a logged metric can take, where it has one: a success rate's
+    (``train/success``) is [0, 1]; None for the others."""
+    return RATE if metric.rsplit("/", 1)[-1] == "success" else None
+
+
 def band(mean: np.ndarray, half: np.ndarray, bounds: tuple[float, float] | None = None):
     """(lower, upper) edges of the shaded interval mean ± half, clipped to ``bounds``.
 
