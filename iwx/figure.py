@@ -250,7 +250,7 @@ def until_plan(plan, args) -> str:
     from iwx.figures.plan import minutes_text
 
     available = max(0.0, (args.deadline_s - time.time()) / 60.0)
-    missing = plan.missing()
+    missing = plan.to_run()
     elsewhere = {p.number: why for p in missing if (why := running_elsewhere(p))}
     starts, left = schedule(missing, args.jobs, available, lambda p: p.minutes_left(),
                             lambda p: p.after, lambda p: p.number in elsewhere)
@@ -333,7 +333,7 @@ def run_and_draw(args, plan, argv: list[str]) -> int:
         if args.draw_only:
             outcomes = not_run(plan, missing)
         else:
-            outcomes = execute(missing, len(plan.runs), args.jobs,
+            outcomes = execute(plan.to_run(), len(plan.runs), args.jobs,
                                echo=lambda line: print(line, flush=True),
                                progress_s=args.progress_every or PROGRESS_S,
                                deadline_s=args.deadline_s,

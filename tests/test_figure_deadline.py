@@ -144,3 +144,47 @@ def test_a_bad_until_is_refused_before_anything_runs(tmp_path):
     assert proc.returncode == 2
     assert "--until later: expected a time of day" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------- runs stopped part-way start first
+
+def test_a_run_stopped_with_a_checkpoint_starts_before_the_fresh_ones(tmp_path, monkeypatch):
+    """A figure spanning sessions ends the run its checkpoint says was going before it
+    starts fresh ones (iwx.figures.plan.Plan.to_run): in the dry run's ``--until``
+    schedule and in the order the command hands the runs to iwx.figures.execute."""
+    import iwx.figures.execute
+    from iwx.figure import main
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import load
+    from iwx.loops.checkpoint import Checkpointer
+
+    monkeypatch.chdir(ROOT)
+    spec, runs = ROOT / "figures" / "figure3.yaml", tmp_path / "runs"
+    plan = make_plan(load(spec), "smoke", runs_dir=str(runs))
+    numbers = [p.number for p in plan.runs]
+    assert [p.number for p in plan.to_run()] == numbers          # nothing stopped yet
+    stopped = plan.runs[2]
+    ck = Checkpointer(runs / "_checkpoints" / stopped.key)
+    ck.meta = {"run_id": "3"}
+    ck.save({"phase": "train"}, "train:4")
+    assert [p.number for p in plan.to_run()] == [3] + [n for n in numbers if n != 3]
+
+    total = len(plan.runs)
+    dry = figure([3, "--scale", "smoke", "--runs-dir", runs, "--dry-run", "--until", "3h"])
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    starts = re.findall(rf"run (\d+)/{total} at \+([\d.]+) min", dry.stdout)
+    assert starts[0] == ("3", "0") and [n for n, _ in starts[1:3]] == ["1", "2"], dry.stdout
+
+    handed = []
+
+    class Handed(Exception):
+        pass
+
+    def record(missing, *args, **kwargs):
+        handed.extend(p.number for p in missing)
+        raise Handed
+
+    monkeypatch.setattr(iwx.figures.execute, "execute", record)
+    with pytest.raises(Handed):
+        main(["3", "--scale", "smoke", "--runs-dir", str(runs), "--out", str(tmp_path / "o")])
+    assert handed == [3] + [n for n in numbers if n != 3]

@@ -5,7 +5,8 @@ A figure of many hours runs across machines that are lent for a few hours at a t
 unless its runs folder comes back; a run that would not finish is better not started,
 leaving the core to a shorter run of the figure, or free.
 
-With ``--until``, a free slot takes the first run in the figure's order whose estimate
+With ``--until``, a free slot takes the first run in start order (a run stopped with a
+checkpoint first, then the figure's order: iwx.figures.plan.Plan.to_run) whose estimate
 (:meth:`iwx.figures.plan.Planned.minutes_left`: measured from the entry's completed
 seeds where there are some, less what its checkpoint holds) times :data:`SAFETY` ends
 before the deadline; a run that does not fit is not started (it would not fit later

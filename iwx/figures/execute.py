@@ -20,9 +20,10 @@ each running run's newest progress status line when it changed (``[pretrain] 300
 upd (37.5%) 15.2 upd/s, elapsed 32:54, ETA 54:50``; iwx.loops.progress), read from the
 file the run's stderr goes to: a run of hours is never silent between its start and end.
 
-A run that adapts from another's model (``Planned.after``) starts only once that run
-has completed (at ``--jobs`` > 1 others go first); when it failed, the dependent run is
-reported failed without starting.
+Runs start in the order given (iwx.figure passes ``Plan.to_run``: a run stopped with a
+checkpoint before the fresh ones). A run that adapts from another's model
+(``Planned.after``) starts only once that run has completed (at ``--jobs`` > 1 others go
+first); when it failed, the dependent run is reported failed without starting.
 
 With a deadline (``--until``, iwx.figures.deadline) a free slot takes the first run
 whose estimate fits before it; a run that does not is not started (outcome

@@ -54,7 +54,7 @@ class Done:
 
 @dataclasses.dataclass
 class Planned:
-    number: int                   # 1 .. len(plan.runs), the order runs are listed and run
+    number: int                   # 1 .. len(plan.runs), the order runs are listed
     panel: PanelSpec
     entry: RunEntry
     seed: int
@@ -73,6 +73,12 @@ class Planned:
         """Its estimate: the mean recorded compute of the same entry's completed seeds
         where there are some (iwx.figures.compute.measure), else the spec's ``minutes``."""
         return sum(self.measured) / len(self.measured) if self.measured else self.entry.minutes
+
+    def checkpointed(self) -> bool:
+        from iwx.loops.checkpoint import checkpoint_summary
+
+        return checkpoint_summary(Path(self.spec.runs_dir) / "_checkpoints" / self.key) \
+            is not None
 
     def minutes_left(self) -> float:
         """Its estimate less the pretraining it has checkpointed: a run whose newest
@@ -112,6 +118,13 @@ class Plan:
 
     def missing(self) -> list[Planned]:
         return [p for p in self.runs if p.done is None]
+
+    def to_run(self) -> list[Planned]:
+        """The missing runs in the order they start: those with a checkpoint (stopped
+        part-way by a session's end or a signal) first, then the figure's order. Ending a
+        started run first keeps the least in flight (its replay on disk, lost with the
+        machine) and lets ``--until`` fit what is left of it before a fresh run."""
+        return sorted(self.missing(), key=lambda p: not p.checkpointed())
 
     def reused(self) -> list[Planned]:
         return [p for p in self.runs if p.done is not None]

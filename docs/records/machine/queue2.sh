@@ -6,8 +6,9 @@
 # checkpoint only if the next session's machine comes back with its runs folder
 # (docs/DECISIONS.md "Runs longer than a session"), so the order keeps as little as
 # possible in flight at a session's end:
-#   1. the run a checkpoint says is in flight, if what is left of it fits before UNTIL
-#      (its method's later seeds do not start there: --until);
+#   1. with --until UNTIL: what fits, the run a checkpoint says was going first
+#      (iwx.figure starts a checkpointed run before fresh ones) — and PEARL* when the
+#      session is young enough for it;
 #   2. PEARL*, which fits in a session when it starts early, so a lost machine costs
 #      least;
 #   3. everything left (RL²), without --until.
@@ -15,10 +16,8 @@
 D=$(cd "$(dirname "$0")" && pwd)   # before the cd below: $0 may be a relative path
 F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
 LONG="2 --panels cheetah_vel"
-inflight=$(.venv/bin/python -m iwx.figure $LONG --runs-dir "$F/runs" --dry-run 2>/dev/null \
-           | grep "resumes from" | grep -o "gin/cheetah_vel_[a-z0-9_]*\.gin" | head -n 1)
 list=()
-if [ -n "$inflight" ] && [ -n "$UNTIL" ]; then list+=("$LONG --runs $inflight --until $UNTIL"); fi
+if [ -n "$UNTIL" ]; then list+=("$LONG --until $UNTIL"); fi
 list+=("$LONG --runs pearl" "$LONG")
 for figure in "${list[@]}"; do
   echo "[queue2] $(date +%H:%M) figure $figure (long runs)"
