@@ -12,17 +12,33 @@
 #   2. PEARL*, which fits in a session when it starts early, so a lost machine costs
 #      least;
 #   3. everything left (RL²), without --until.
-# Then, with --until when UNTIL is set, queue 1's list, for when the long runs are done.
+# Steps 2 and 3 start only while the session is young (at least LONG_MIN minutes before
+# UNTIL) or in the tail (UNTIL unset): a long run begun mid-session would be in flight at
+# its end, lost with the runs folder (it was in 2 of the last 3 sessions), where queue
+# 1's list can fill the same time with runs that finish. Then, with --until when UNTIL is
+# set, queue 1's list.
 D=$(cd "$(dirname "$0")" && pwd)   # before the cd below: $0 may be a relative path
 F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
 LONG="2 --panels cheetah_vel"
+LONG_MIN=${LONG_MIN:-150}
 list=()
 if [ -n "$UNTIL" ]; then list+=("$LONG --until $UNTIL"); fi
-list+=("$LONG --runs pearl" "$LONG")
-for figure in "${list[@]}"; do
-  echo "[queue2] $(date +%H:%M) figure $figure (long runs)"
-  .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs"
-  rc=$?; echo "[queue2] $(date +%H:%M) figure $figure exit $rc"
+young() {   # no UNTIL, or at least LONG_MIN minutes before it (HH:MM: today's, or tomorrow's)
+  [ -z "$UNTIL" ] && return 0
+  local now end; now=$(date +%s); end=$(date -d "$UNTIL" +%s) || return 1
+  [ "$end" -gt "$now" ] || end=$((end + 86400))
+  [ $(( (end - now) / 60 )) -ge "$LONG_MIN" ]
+}
+run() {
+  echo "[queue2] $(date +%H:%M) figure $1 (long runs)"
+  .venv/bin/python -m iwx.figure $1 --runs-dir "$F/runs"
+  rc=$?; echo "[queue2] $(date +%H:%M) figure $1 exit $rc"
   [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 3 ] || exit $rc
+}
+for figure in "${list[@]}"; do run "$figure"; done
+for figure in "$LONG --runs pearl" "$LONG"; do
+  if young; then run "$figure"
+  else echo "[queue2] $(date +%H:%M) figure $figure: under $LONG_MIN min before $UNTIL, left to the tail"
+  fi
 done
 exec "$D/queue.sh"
