@@ -1,6 +1,7 @@
 """Two readings of adaptation records that a figure's table does not give.
 
     .venv/bin/python docs/experiments/adaptation_pairs.py paired RUN_A RUN_B [--spans 21-25 38-40]
+        (no --spans: the last 3 episodes, A.2's number)
     .venv/bin/python docs/experiments/adaptation_pairs.py bands RUN [RUN ...] [--variant IW] [--edges 0 1 2 3]
 
 Both read a run's ``results.json`` (``returns``: per variant [held-out tasks, adaptation
@@ -41,12 +42,21 @@ def interval(values: np.ndarray) -> str:
     return f"{mean:+.2f} ± {half:.2f}"
 
 
-def span(text: str) -> tuple[int, int]:
+def span(text: str, episodes: int) -> tuple[int, int]:
+    """'8-10' -> (8, 10), '7' -> (7, 7), 1-based and inclusive; refused (SystemExit,
+    saying the records' range) unless 1 ≤ first ≤ last ≤ ``episodes``."""
     first, _, last = text.partition("-")
-    return int(first), int(last or first)
+    try:
+        first, last = int(first), int(last or first)
+    except ValueError:
+        raise SystemExit(f"--spans {text}: expected FIRST-LAST or one episode, "
+                         "e.g. 8-10") from None
+    if not 1 <= first <= last <= episodes:
+        raise SystemExit(f"--spans {text}: these records have episodes 1-{episodes}")
+    return first, last
 
 
-def paired(run_a: str, run_b: str, spans: list[str]) -> None:
+def paired(run_a: str, run_b: str, spans: list[str] | None = None) -> None:
     a, b = load(run_a), load(run_b)
     if a["test_goals"] != b["test_goals"]:
         raise SystemExit(f"{run_a} and {run_b} adapted on different held-out tasks")
@@ -58,8 +68,9 @@ def paired(run_a: str, run_b: str, spans: list[str]) -> None:
     identical = int(np.argmin(same)) if not same.all() else same.size
     print(f"A = {run_a} ({name_a}), B = {run_b} ({name_b}): {ra.shape[0]} tasks × "
           f"{ra.shape[1]} seeds; identical through episode {identical}")
-    for text in spans:
-        first, last = span(text)
+    episodes = ra.shape[2]
+    for text in spans or [f"{max(1, episodes - 2)}-{episodes}"]:
+        first, last = span(text, episodes)
         part_a = ra[..., first - 1:last].mean(axis=(1, 2))
         part_b = rb[..., first - 1:last].mean(axis=(1, 2))
         d = part_b - part_a
@@ -92,7 +103,7 @@ def main() -> None:
     p = sub.add_parser("paired")
     p.add_argument("run_a")
     p.add_argument("run_b")
-    p.add_argument("--spans", nargs="+", default=["38-40"])
+    p.add_argument("--spans", nargs="+", default=None)
     b = sub.add_parser("bands")
     b.add_argument("runs", nargs="+")
     b.add_argument("--variant", default="IW")
