@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from iwx.agents.base import to_torch
+from iwx.agents.actors.recurrent import RecurrentActing
 from iwx.agents.rl2 import RL2, RL2Adaptation, rl2_adaptation
 from iwx.nets.recurrent import RecurrentCore, RecurrentCritic, RecurrentGaussianPolicy
 from iwx.nets.torso import Torso
@@ -329,3 +330,30 @@ def test_actor_mean_is_bounded_to_the_action_box_unless_unbound():
         dist = actor.distribution(torch.randn(3, H))
         torch.testing.assert_close(dist.loc, torch.full((3, A), float(expected)))
         torch.testing.assert_close(dist.scale, torch.full((3, A), 0.8))   # init_std
+
+
+def test_adaptation_at_the_mean_acts_at_mu_whatever_the_seed():
+    """``rl2_adaptation.mean_actions``: every action is the actor's mean μ(h_t), the same
+    for any torch seed (the sampled variant's differ, test above); the first step's by hand
+    from zero memory. Training refuses it (Retrace needs a sample's density)."""
+    agent = make_agent()
+    adapt = rl2_adaptation(agent, {"position": (2,)}, A, 3, device=torch.device("cpu"),
+                           mean_actions=True)
+    runs = []
+    for seed in (2, 3):
+        adapt.begin_tasks(3)
+        torch.manual_seed(seed)
+        runs.append(play(adapt, 2, 4, 3))
+    for first, second in zip(runs[0], runs[1]):
+        for a, b in zip(first, second):
+            np.testing.assert_array_equal(a["actions"], b["actions"])
+    with torch.no_grad():          # step 1 from zero memory: a sequence of length 1
+        obs = {k: torch.as_tensor(v).unsqueeze(1) for k, v in observations(0, 0, 3).items()}
+        out, _ = adapt.actor.core(obs, torch.zeros(3, 1, A), torch.zeros(3, 1),
+                                  torch.zeros(3, 1),
+                                  adapt.actor.core.initial_state(3, torch.device("cpu")))
+        mu = adapt.actor.distribution(out[:, 0]).mean
+    np.testing.assert_array_equal(runs[0][0][0]["actions"], mu.numpy())
+    with pytest.raises(ValueError, match="adaptation only"):
+        RecurrentActing(agent.actor, A, critic_core=agent.critic.core, device=torch.device("cpu"),
+                        owner="RL2", mean_actions=True)

@@ -200,13 +200,14 @@ class RL2Adaptation(AdaptsWithoutLearning):
     One memory row per adaptation problem, reset by ``begin_tasks`` and carried
     across all of a problem's episodes. ``learns = False``: the adaptation loop
     takes no gradient step, and :meth:`update` raises if called. ``explore`` is
-    ignored: RL² has no prior, every episode acts from its actor.
+    ignored: RL² has no prior, every episode acts from its actor, sampling (the paper's
+    RL²) or, with ``mean_actions``, at its mean.
     """
 
     PARTS = ("memory", "updates")
 
     def __init__(self, actor: RecurrentGaussianPolicy, obs_spec, action_dim: int,
-                 num_problems: int, *, device: torch.device):
+                 num_problems: int, *, device: torch.device, mean_actions: bool = False):
         missing = [k for k in actor.inputs if k not in obs_spec]
         if missing:
             raise ValueError(f"RL²'s actor reads {missing}, which the held-out tasks' "
@@ -214,7 +215,7 @@ class RL2Adaptation(AdaptsWithoutLearning):
         self.device, self.updates = device, 0
         self.actor = copy.deepcopy(actor).to(device).requires_grad_(False)
         self.acting = RecurrentActing(self.actor, action_dim, device=device,
-                                      owner="RL2Adaptation")
+                                      owner="RL2Adaptation", mean_actions=mean_actions)
         self.acting.begin_tasks(num_problems)
 
     @property
@@ -224,10 +225,13 @@ class RL2Adaptation(AdaptsWithoutLearning):
 
 @gin.configurable
 def rl2_adaptation(pretrained, obs_spec, action_dim: int, num_problems: int, *,
-                   device: torch.device) -> RL2Adaptation:
-    """The 'RL²' adaptation variant: a frozen copy of the meta-trained actor, fresh memory."""
+                   device: torch.device, mean_actions: bool = False) -> RL2Adaptation:
+    """The 'RL²' adaptation variant: a frozen copy of the meta-trained actor, fresh memory.
+    ``mean_actions = True`` acts at the actor's mean instead of sampling: a diagnostic of
+    what the policy's σ costs the adapted return (docs/DECISIONS.md), not the paper's."""
     if not isinstance(pretrained, RL2):   # a bad binding: ValueError, as every other one
         raise ValueError(  # noqa: TRY004
             f"rl2_adaptation needs an RL2 pretrained agent (bind pretrain_and_adapt.agent = "
             f"@RL2), got {type(pretrained).__name__}")
-    return RL2Adaptation(pretrained.actor, obs_spec, action_dim, num_problems, device=device)
+    return RL2Adaptation(pretrained.actor, obs_spec, action_dim, num_problems, device=device,
+                         mean_actions=mean_actions)

@@ -175,6 +175,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "RL2": {"num_samples": POSITIVE_INT, "gamma": UNIT, "retrace_lambda": UNIT,
             "target_period": POSITIVE_INT, "critic_lr": LEARNING_RATE,
             "policy_lr": LEARNING_RATE, "entropy_cost": NONNEGATIVE},
+    "rl2_adaptation": {"mean_actions": FLAG},
     "PEARL": {"context_length": POSITIVE_INT, "kl_cost": NONNEGATIVE, "gamma": UNIT,
               "num_samples": POSITIVE_INT, "retrace_lambda": UNIT,
               "target_period": POSITIVE_INT, "critic_lr": LEARNING_RATE,

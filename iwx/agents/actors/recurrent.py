@@ -111,14 +111,21 @@ class RecurrentActing(ActingPart):
 
     With ``critic_core`` (training) it returns (actions [B, A], extras): log π(a|h_t)
     and the stored state of both cores (``replay_extras``); without it (adaptation)
-    actions [B, A]. ``owner`` names the agent in errors.
+    actions [B, A], sampled or, with ``mean_actions``, the mean μ(h_t) (adaptation
+    only: training's Retrace needs the behaviour density of a sample). ``owner`` names
+    the agent in errors.
     """
 
     NETWORKS = ("actor", "critic_core")
 
     def __init__(self, actor: RecurrentGaussianPolicy, action_dim: int, *,
-                 critic_core: RecurrentCore | None = None, device: torch.device, owner: str):
+                 critic_core: RecurrentCore | None = None, device: torch.device, owner: str,
+                 mean_actions: bool = False):
+        if mean_actions and critic_core is not None:
+            raise ValueError(f"{owner}: mean_actions is for adaptation only (training "
+                             "samples: Retrace needs the behaviour density)")
         self.actor, self.critic_core, self.device, self.owner = actor, critic_core, device, owner
+        self.mean_actions = mean_actions
         cores = {"actor": actor.core}
         if critic_core is not None:
             cores["critic"] = critic_core
@@ -141,8 +148,8 @@ class RecurrentActing(ActingPart):
         obs = to_torch(obs, self.device)
         self.memory.check_rows(next(iter(obs.values())).shape[0], self.owner)
         if self.critic_core is None:
-            out = self.memory.step(obs)
-            return self.actor.distribution(out["actor"]).sample().cpu().numpy()
+            dist = self.actor.distribution(self.memory.step(obs)["actor"])
+            return (dist.mean if self.mean_actions else dist.sample()).cpu().numpy()
         extras = self.memory.before()
         out = self.memory.step(obs)
         dist = self.actor.distribution(out["actor"])
