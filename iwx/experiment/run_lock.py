@@ -56,9 +56,16 @@ class RunLocked(Exception):
         self.key, self.path, self.holder = key, path, holder
 
 
+def checkpoint_dir(runs_dir: str | os.PathLike, key: str) -> Path:
+    """Where the run of configuration key ``key`` keeps its checkpoints in the file store
+    ``runs_dir`` (iwx.loops.checkpoint.Checkpointer writes there; the figure commands
+    read its summary from there)."""
+    return Path(runs_dir) / "_checkpoints" / key
+
+
 def lock_path(runs_dir: str | os.PathLike, key: str) -> Path:
     """Where the lock of checkpoint key ``key`` lives: next to its checkpoint directory."""
-    return Path(runs_dir) / "_checkpoints" / f"{key}.lock"
+    return checkpoint_dir(runs_dir, key).with_name(f"{key}.lock")
 
 
 class RunLock:

@@ -209,6 +209,7 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
     from iwx.experiment.recording import make_experiment
     from iwx.experiment.stops import (Terminated, interrupt_exit_code, interrupt_name,
                                       stop_signals)
+    from iwx.experiment.run_lock import checkpoint_dir
     from iwx.loops.checkpoint import CheckpointError, Checkpointer
     from iwx.loops.guard import DivergenceError
     from iwx.loops.logger import MemoryLogger
@@ -223,7 +224,7 @@ def _execute_locked(prepared: Prepared) -> RunRecord:
     if model is not None:
         with gin.unlock_config():
             gin.bind_parameter("pretrain_and_adapt.pretrained", str(model))
-    checkpoints = Checkpointer(runs_dir / "_checkpoints" / key, tolerate_write_errors=True)
+    checkpoints = Checkpointer(checkpoint_dir(runs_dir, key), tolerate_write_errors=True)
     if spec.fresh:
         checkpoints.clear()
     try:   # a bad checkpoint is refused before a record exists

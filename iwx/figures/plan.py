@@ -74,23 +74,25 @@ class Planned:
         where there are some (iwx.figures.compute.measure), else the spec's ``minutes``."""
         return sum(self.measured) / len(self.measured) if self.measured else self.entry.minutes
 
-    def checkpointed(self) -> bool:
+    def saved(self) -> dict | None:
+        """Its newest checkpoint's summary (label, saved), read afresh; None without one."""
+        from iwx.experiment.run_lock import checkpoint_dir
         from iwx.loops.checkpoint import checkpoint_summary
 
-        return checkpoint_summary(Path(self.spec.runs_dir) / "_checkpoints" / self.key) \
-            is not None
+        return checkpoint_summary(checkpoint_dir(self.spec.runs_dir, self.key))
+
+    def checkpointed(self) -> bool:
+        return self.saved() is not None
 
     def minutes_left(self) -> float:
         """Its estimate less the pretraining it has checkpointed: a run whose newest
         checkpoint is ``train:N`` of ``updates`` has ``minutes × (1 − N / updates)`` left
         (its adaptation counted as not started); any other run, all of ``minutes``."""
-        from iwx.loops.checkpoint import checkpoint_summary
-
         if self.done is not None:
             return 0.0
         if not self.updates:
             return self.minutes
-        saved = checkpoint_summary(Path(self.spec.runs_dir) / "_checkpoints" / self.key)
+        saved = self.saved()
         label = "" if saved is None else str(saved.get("label") or "")
         phase, _, count = label.partition(":")
         if phase != "train" or not count.isdigit():
@@ -331,10 +333,8 @@ def progress_of(p: Planned) -> str | None:
     from train:15000 (saved 23:06)'; None when it has neither (it will start afresh).
     The summary is read afresh on each call (as :meth:`Planned.minutes_left` does): a
     run another process is running moves on between two looks."""
-    from iwx.loops.checkpoint import checkpoint_summary
-
     holder = lock_holder(p)
-    saved = checkpoint_summary(Path(p.spec.runs_dir) / "_checkpoints" / p.key)
+    saved = p.saved()
     at = "" if saved is None else f"{saved.get('label')} at {clock(saved.get('saved'))}"
     if holder is not None:
         return f"running now ({holder_text(holder)}" + (f"; checkpoint {at})" if at else ")")
