@@ -67,9 +67,9 @@ def test_figure_1_gives_every_method_of_a_panel_the_same_updates_batch_and_ratio
 METHODS = ("RS(0)", "RS(0) + DISTRAL", "MPO", "MPO + DISTRAL", "IWPL")
 
 # Appendix A.1, by hand: the best multi-task hyperparameters per task (learning rate 5e-4
-# for every architecture). IWPL: its α (ε ≥ log K there, so α stays fixed: iwx's reading,
-# docs/DECISIONS.md); RS(0) + DISTRAL: its α, the KL cost; MPO: the E-step ε and α, the KL
-# cost that MPO + DISTRAL puts on π0.
+# for every architecture). IWPL: its α, held fixed (FixedTemperature; the gin files carry
+# no ε, docs/DECISIONS.md); RS(0) + DISTRAL: its α, the KL cost; MPO: the E-step ε and α,
+# the KL cost that MPO + DISTRAL puts on π0.
 A1 = {"gtt": {"iwpl": 0.1, "distral": 0.001, "mpo": (0.01, 0.0001)},
       "go_to_ring": {"iwpl": 0.01, "distral": 0.001, "mpo": (0.1, 0.001)},
       "move_box": {"iwpl": 0.01, "distral": 0.001, "mpo": (0.1, 0.01)},
