@@ -82,13 +82,10 @@ def test_figure_1_runs_every_method_at_appendix_a1s_hyperparameters(tmp_path, sc
     binding, resolved) holds A.1's values for its task: the cpu panels are the same tasks
     made easier, so they take their task's values. A line labelled as a variant (not one
     of the paper's five) says its own value."""
-    import gin
-
     from iwx.figures.plan import make_plan
     from iwx.figures.spec import find, load
 
-    plan = make_plan(load(find(1)), scale, runs_dir=str(tmp_path / "runs"))
-    gin.clear_config()
+    plan = make_plan(load(find(1)), scale, runs_dir=str(tmp_path / "runs"))  # clears gin
     checked = set()
     for run in plan.runs:
         task, label, bound = run.panel.task.removesuffix("_cpu"), run.entry.label, run.bindings
