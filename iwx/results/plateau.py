@@ -45,15 +45,16 @@ MIN_SHARE = 0.1   # a rise under a tenth of the run's whole gain is a flattening
 
 def welch_half_width(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> float:
     """Half-width of the ``confidence`` interval of mean(b) − mean(a), Welch–Satterthwaite
-    degrees of freedom. a [k1], b [k2], each k ≥ 2; 0 when both stretches are constant."""
-    from scipy import stats
+    degrees of freedom. a [k1], b [k2], each k ≥ 2; 0 when both stretches are constant.
+    (t quantile: ``scipy.special.stdtrit``, as in :func:`iwx.results.stats.mean_ci`.)"""
+    from scipy.special import stdtrit
 
     v1, v2 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)   # squared standard errors
     se = math.sqrt(v1 + v2)
     if se == 0.0:
         return 0.0
     df = (v1 + v2) ** 2 / (v1 ** 2 / (len(a) - 1) + v2 ** 2 / (len(b) - 1))
-    return float(stats.t.ppf(0.5 + confidence / 2, df) * se)
+    return float(stdtrit(df, 0.5 + confidence / 2) * se)
 
 
 def plateau(values, fraction: float = 0.2, confidence: float = 0.95,

@@ -27,8 +27,10 @@ class Curve:
 
 def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95):
     """Mean and half-width of the ``confidence`` Student t-interval along ``axis``
-    (half-width 0 for a single value)."""
-    from scipy import stats
+    (half-width 0 for a single value). The quantile is scipy.special's ``stdtrit``, what
+    ``scipy.stats.t.ppf`` calls, without importing scipy.stats (about 0.7 s of CPU in
+    every run process that records a headline)."""
+    from scipy.special import stdtrit
 
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[axis]
@@ -36,7 +38,7 @@ def mean_ci(values: np.ndarray, axis: int = 0, confidence: float = 0.95):
     if n < 2:
         return mean, np.zeros_like(mean)
     sem = values.std(axis=axis, ddof=1) / np.sqrt(n)
-    return mean, sem * stats.t.ppf(0.5 + confidence / 2, n - 1)
+    return mean, sem * stdtrit(n - 1, 0.5 + confidence / 2)
 
 
 def mean_ci_present(values: np.ndarray, confidence: float = 0.95):
