@@ -1,6 +1,7 @@
 """What a pretrained agent does on its training tasks: success, episode length, distance.
 
     MUJOCO_GL=disable .venv/bin/python docs/experiments/behaviour.py RUN_DIR [--episodes 32]
+        [--bind 'IWPL.num_samples = 64' ...]
 
 Rebuilds the run's task distribution, environment and multi-task agent from its recorded
 ``config.gin`` (every gin file as the run read it, then its bindings), loads the agent
@@ -9,8 +10,10 @@ episodes, 8 rows at a time, on uniformly drawn training tasks, acting as in trai
 (``act(obs)``). Per episode: success (a positive reward), the steps played before it
 ended, whether it ended on a termination that was not a success (GTT: a fall), and how
 far the ``position`` observation moved (start to end, horizontally: the walker's root;
-Reach's pinch site). For GTT this is docs/TASKS.md's "time standing, distance
-travelled, success"; it works for every task with a ``position``.
+Reach's pinch site), and the episode's return (what the training figures plot). For GTT
+this is docs/TASKS.md's "time standing, distance travelled, success"; it works for every
+task with a ``position``. ``--bind`` adds gin bindings after the recorded ones, to ask
+how the same trained agent acts otherwise (IWPL's prior samples per state, K).
 """
 
 import argparse
@@ -26,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bind", action="append", default=[],
+                   help="a gin binding applied after the run's own (repeatable)")
     args = p.parse_args(argv)
     import gin
     import torch
@@ -41,12 +46,13 @@ def main(argv=None) -> int:
                    if not line.startswith("include "))
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.gin").write_text(text)
-        parse([str(Path(tmp) / "config.gin")], [], local=False)
+        parse([str(Path(tmp) / "config.gin")], args.bind, local=False)
     tasks = gin.query_parameter("pretrain_and_adapt.tasks").scoped_configurable_fn()
     env_cls = gin.query_parameter("pretrain_and_adapt.env").scoped_configurable_fn
     agent_cls = gin.query_parameter("pretrain_and_adapt.agent").scoped_configurable_fn
     split = tasks.split(config["seed"])
     rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)              # the agent's own sampling (π0's, the policy's)
     rows = 8
     ids = rng.integers(0, len(split.train), rows)
     env = env_cls(split.train[ids], ids)
@@ -54,7 +60,8 @@ def main(argv=None) -> int:
     agent = agent_cls(env.observation_spec(), env.action_dim, model["num_tasks"],
                       device=torch.device("cpu"))
     agent.load_state_dict(model["agent"])
-    out = {"success": [], "steps": [], "ended_without_success": [], "distance": []}
+    out = {"success": [], "steps": [], "ended_without_success": [], "distance": [],
+           "return": []}
     for k in range(args.episodes // rows):
         if k:
             ids = rng.integers(0, len(split.train), rows)
@@ -67,12 +74,14 @@ def main(argv=None) -> int:
         steps = np.zeros(rows, int)
         success = np.zeros(rows, bool)
         ended = np.zeros(rows, bool)
+        total = np.zeros(rows)
         for _ in range(env.episode_length):
             actions = agent.act(obs)
             actions = actions[0] if isinstance(actions, tuple) else actions
             obs, reward, terminated, truncated = env.step(
                 to_env_units(actions, env.action_low, env.action_high))
             steps += alive
+            total += np.where(alive, reward, 0.0)
             success |= alive & (reward > 0)
             ended |= alive & terminated
             end[alive] = obs["position"][alive, :2]
@@ -83,9 +92,11 @@ def main(argv=None) -> int:
         out["steps"] += steps.tolist()
         out["ended_without_success"] += (ended & ~success).tolist()
         out["distance"] += np.linalg.norm(end - start, axis=1).tolist()
+        out["return"] += total.tolist()
     n = len(out["success"])
     print(f"run {run.name} ({config.get('task')}, {config.get('method')}): {n} training-task "
-          f"episodes of at most {env.episode_length} steps")
+          f"episodes of at most {env.episode_length} steps"
+          + (f"; bound after its own: {'; '.join(args.bind)}" if args.bind else ""))
     for name, values in out.items():
         v = np.asarray(values, dtype=np.float64)
         half = 1.96 * v.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
