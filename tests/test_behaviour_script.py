@@ -5,6 +5,7 @@ prior samples per state), a bad binding refused by the configuration's own check
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -16,8 +17,7 @@ SCRIPT = ROOT / "docs" / "experiments" / "behaviour.py"
 def behaviour(run_dir, *args):
     return subprocess.run([sys.executable, str(SCRIPT), str(run_dir), *map(str, args)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "MUJOCO_GL": "disable",
-                               "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MUJOCO_GL": "disable"})
 
 
 def values(stdout: str) -> dict[str, float]:
