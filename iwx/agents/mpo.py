@@ -44,7 +44,7 @@ import gin
 import torch
 
 from iwx.agents.acting import reparameterised_samples
-from iwx.agents.base import obs_task, optimise, split_steps, to_torch
+from iwx.agents.base import Adam, obs_task, optimise, split_steps, to_torch
 from iwx.agents.parametric import GaussianPolicyLearner
 from iwx.nets.critics import FeatureCritic
 from iwx.nets.policy import GaussianPolicy
@@ -115,8 +115,8 @@ class MPO(GaussianPolicyLearner):
         self.log_temperature = log_param(initial_temperature)         # log η
         self.log_multiplier_mean = log_param(initial_multiplier_mean)  # log β_μ
         self.log_multiplier_std = log_param(initial_multiplier_std)    # log β_Σ
-        self.temperature_opt = torch.optim.Adam([self.log_temperature], lr=dual_lr)
-        self.multiplier_opt = torch.optim.Adam(
+        self.temperature_opt = Adam([self.log_temperature], lr=dual_lr)
+        self.multiplier_opt = Adam(
             [self.log_multiplier_mean, self.log_multiplier_std], lr=dual_lr)
         self.updates = 0
 

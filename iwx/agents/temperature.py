@@ -11,6 +11,7 @@ import math
 import gin
 import torch
 
+from iwx.agents.base.adam import Adam
 from iwx.ops.temperature import temperature_dual
 
 
@@ -52,7 +53,7 @@ class ConstrainedTemperature:
             raise ValueError(f"ConstrainedTemperature.epsilon must be > 0, got {epsilon}")
         self.epsilon = float(epsilon)
         self.log_alpha = torch.tensor(math.log(initial_alpha), device=device, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.log_alpha], lr=learning_rate)
+        self.optimizer = Adam([self.log_alpha], lr=learning_rate)
 
     @property
     def alpha(self) -> float:

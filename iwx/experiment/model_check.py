@@ -79,9 +79,9 @@ def _module_mismatch(part: str, module, theirs) -> str | None:
 
 
 def _acting_mismatch(record: dict, agent_class, obs_spec, action_dim, num_tasks):
-    """The acting networks alone (iwx.agents.base: no optimiser, so no seconds spent on
-    torch's first optimiser) against the file's parts of the same name; None when they
-    fit or cannot be built this way (the full build then judges)."""
+    """The acting networks alone (iwx.agents.base: no optimiser, no replay) against the
+    file's parts of the same name; None when they fit or cannot be built this way (the
+    full build then judges)."""
     import torch
 
     from iwx.agents.base.agent import configured_arguments
@@ -106,6 +106,8 @@ def _fit(record: dict, learner) -> str | None:
     keys and shapes, then loading it as the pipeline will."""
     import torch
 
+    from iwx.agents.base import Adam
+
     saved = _networks(record)
     parts = learner.PARTS if "agent" in record else ("prior", "critic")
     for part in parts:
@@ -115,7 +117,7 @@ def _fit(record: dict, learner) -> str | None:
             if problem:
                 return problem
         elif hasattr(module, "state_dict") and isinstance(saved.get(part), dict) \
-                and not isinstance(module, torch.optim.Optimizer):   # e.g. the temperature
+                and not isinstance(module, Adam):   # e.g. the temperature
             mine, theirs = sorted(module.state_dict()), sorted(saved[part])
             if mine != theirs:
                 return (f"{part} holds {theirs} in the file, {mine} in the configuration "
@@ -152,9 +154,8 @@ def fit_problem(record: dict, tasks, env, agent, agent_class, *,
     pipeline), else what does not fit and both architectures. Cheapest first: the agent
     class and the task's observation and action sizes, then the acting networks (unless
     the agent is ``scoped``: they are built from its unscoped bindings), then the whole
-    learner (seconds on first use: torch's first optimiser imports its compiler, which
-    the run would pay next anyway). ``train_tasks``: the pipeline's (its learner has
-    that many training tasks). torch's RNG is left as it was."""
+    learner. ``train_tasks``: the pipeline's (its learner has that many training tasks).
+    torch's RNG is left as it was."""
     import numpy as np
     import torch
 

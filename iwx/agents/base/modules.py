@@ -10,10 +10,13 @@ import gin
 import torch
 from torch import nn
 
+from iwx.agents.base.adam import Adam
+
 
 @gin.configurable
-def adam(params: Iterable[torch.Tensor], lr: float, *, fused: bool = True) -> torch.optim.Adam:
-    """The optimiser of every learner: Adam at learning rate ``lr``.
+def adam(params: Iterable[torch.Tensor], lr: float, *, fused: bool = True) -> Adam:
+    """The optimiser of every learner: Adam at learning rate ``lr`` (iwx.agents.base.adam:
+    torch's update, without importing torch's compiler).
 
     ``fused`` (the default) updates each parameter in one kernel (torch's fused Adam, on
     the CPU and on CUDA) instead of a loop of small element-wise ops per parameter,
@@ -21,9 +24,8 @@ def adam(params: Iterable[torch.Tensor], lr: float, *, fused: bool = True) -> to
     per-tensor loop (tests/test_fast_paths.py checks that the two agree).
     """
     params = list(params)
-    if fused and params and all(p.dtype.is_floating_point for p in params):
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    return torch.optim.Adam(params, lr=lr)
+    fused = fused and bool(params) and all(p.dtype.is_floating_point for p in params)
+    return Adam(params, lr=lr, fused=fused)
 
 
 @contextlib.contextmanager
@@ -68,7 +70,7 @@ class Targets:
 
 
 def optimise(losses: torch.Tensor | Sequence[torch.Tensor],
-             *optimizers: torch.optim.Optimizer | None) -> None:
+             *optimizers: Adam | None) -> None:
     """One gradient step: zero every optimiser's gradients, backpropagate each loss (in
     order: gradients of losses on shared parameters add up), step every optimiser.
     ``None`` optimisers (an absent part) are skipped."""
