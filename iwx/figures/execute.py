@@ -186,10 +186,12 @@ KILLED = (" (its process was killed from outside, e.g. by the out-of-memory kill
 
 
 class Executors:
-    """One single-process executor per run (each run has a process of its own anyway,
-    ``max_tasks_per_child = 1``). A run whose process is killed from outside (SIGKILL:
-    the out-of-memory killer) breaks only its own executor, which fails that run's
-    future; with one executor for every run, the broken pool terminated the runs beside
+    """One single-process executor per run, so each run has a process of its own (not
+    ``max_tasks_per_child = 1``: a worker that exits after its task is replaced at once,
+    before :meth:`release` shuts its executor down, and the replacement, spawned only to
+    be stopped, cost about 0.6 s of CPU per run). A run whose process is killed from
+    outside (SIGKILL: the out-of-memory killer) breaks only its own executor, which fails
+    that run's future; with one executor for every run, the broken pool terminated the runs beside
     it and refused every later one, and the figure command died with a traceback
     (session 37: half-cheetah RL² was OOM-killed, and its queue stopped for the
     session). Leaving the ``with`` waits for every run still going, as one executor's
@@ -200,14 +202,14 @@ class Executors:
         self.pools: dict[Future, ProcessPoolExecutor] = {}
 
     def submit(self, fn, *args) -> Future:
-        pool = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1,
-                                   mp_context=self.context, initializer=own_group)
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=self.context,
+                                   initializer=own_group)
         future = pool.submit(fn, *args)
         self.pools[future] = pool
         return future
 
     def release(self, future: Future) -> None:
-        """Shut down a finished run's executor (its one process has ended)."""
+        """Shut down a finished run's executor: its one process, idle now, ends."""
         self.pools.pop(future).shutdown(wait=True)
 
     def __enter__(self) -> Executors:
