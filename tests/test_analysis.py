@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from iwx.results.figures import RATE, Panel, _draw, band, metric_bounds, plot_curves
+from iwx.results.figures import RATE, Panel, _draw, band, metric_bounds, plot_curves, y_range
 from iwx.results.stats import curve, mean_ci, summary
 from iwx.results.tables import adaptation_table
 
@@ -77,3 +77,40 @@ def test_training_figures_bound_the_success_rate_and_nothing_else():
     assert metric_bounds("train/success") == RATE
     assert metric_bounds("train/return") is None
     assert metric_bounds("train/success_radius") is None
+
+
+def test_intervals_over_two_runs_do_not_flatten_the_panel():
+    """Figure 1 with DISTRAL's second seed: a 2-run interval (t = 12.7) spanned −600 to
+    900 over lines between 0 and 200. The axes keep every mean and every interval over 3
+    runs, 5% beyond them; the 2-run one is clipped and the panel says so."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    three = SimpleNamespace(label="3 seeds", x=[1, 2, 3], mean=[0.0, 1.0, 2.0],
+                            ci95=[0.5, 0.5, 0.5], n=[3, 3, 3])
+    two = SimpleNamespace(label="2 seeds", x=[1, 2, 3], mean=[1.0, 2.0, 3.0],
+                          ci95=[50.0, 50.0, 50.0], n=[2, 2, 2])
+    # means 0..3, the 3-run band −0.5..2.5: −0.5..3, padded by 5% of 3.5
+    assert y_range(Panel([three, two])) == pytest.approx((-0.675, 3.175))
+    assert y_range(Panel([three])) is None                 # nothing to clip: matplotlib's
+    assert y_range(Panel([three, two], bounds=RATE)) is None   # a rate: within [0, 1]
+    fig, ax = plt.subplots()
+    _draw(ax, Panel([three, two]), "x", "return", integer_x=False, many=False)
+    assert ax.get_ylim() == pytest.approx((-0.675, 3.175))
+    assert [t.get_text() for t in ax.texts] == ["intervals over 2 runs clipped at the axes"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    _draw(ax, Panel([three]), "x", "return", integer_x=False, many=False)
+    low, high = ax.get_ylim()
+    assert low <= -0.5 and high >= 2.5 and not ax.texts
+    plt.close(fig)
+    # a reference line stays in view; a line without n counts by its units (adaptation:
+    # (run, task) units), and one saying neither counts as many
+    assert y_range(Panel([three, two], oracle=10.0))[1] == pytest.approx(10.0 + 0.525)
+    wide = SimpleNamespace(label="tasks", x=[1, 2, 3], mean=[1.0, 2.0, 3.0],
+                           ci95=[50.0, 50.0, 50.0])
+    assert y_range(Panel([three, wide])) is None
+    assert y_range(Panel([three, SimpleNamespace(**vars(wide), units=2)])) == \
+        pytest.approx((-0.675, 3.175))

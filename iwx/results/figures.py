@@ -110,6 +110,45 @@ def plot_panels(panels: Sequence[Panel], paths: Sequence[str | Path], *, xlabel:
     return written
 
 
+FEW = 3   # intervals over fewer runs than this may be clipped at the axes (y_range)
+
+
+def y_range(panel: Panel) -> tuple[float, float] | None:
+    """The y limits of a panel whose intervals over 2 runs would flatten it, else None
+    (matplotlib's own). A 95% Student t interval over 2 runs is 12.7 standard errors
+    wide on each side (t at 1 degree of freedom) and easily spans ten times the lines
+    themselves; the limits then cover every mean, the references and every interval over
+    :data:`FEW` or more runs (``n`` per point where a line has it, else its ``units``;
+    a line saying neither counts as many), with a 5% margin, and the wide intervals are
+    clipped at the axes. A metric with a range of its own (a rate: ``bounds``) keeps
+    matplotlib's limits: its intervals are drawn within that range already."""
+    if panel.bounds is not None:
+        return None
+    inner, outer = [], []
+    for c in panel.curves:
+        mean, half = np.asarray(c.mean, dtype=float), np.asarray(c.ci95, dtype=float)
+        lower, upper = band(mean, half, panel.bounds)
+        n = getattr(c, "n", None)
+        runs = np.asarray(n) if n is not None else np.full(len(mean), getattr(c, "units", FEW))
+        shaded = runs >= 2 if n is not None else np.ones(len(mean), bool)
+        many = runs >= FEW
+        inner += [mean, lower[many & shaded], upper[many & shaded]]
+        outer += [lower[shaded], upper[shaded]]
+    inner += [np.asarray([v]) for v in (panel.oracle, panel.baseline and panel.baseline[1])
+              if v is not None]
+    inner_values = np.concatenate([v.ravel() for v in inner]) if inner else np.empty(0)
+    inner_values = inner_values[np.isfinite(inner_values)]
+    outer_values = np.concatenate([v.ravel() for v in outer]) if outer else np.empty(0)
+    outer_values = outer_values[np.isfinite(outer_values)]
+    if not inner_values.size or not outer_values.size:
+        return None
+    low, high = inner_values.min(), inner_values.max()
+    pad = 0.05 * (high - low) if high > low else max(abs(high), 1.0) * 0.05
+    if outer_values.min() >= low - pad and outer_values.max() <= high + pad:
+        return None
+    return float(low - pad), float(high + pad)
+
+
 def _draw(ax, panel: Panel, xlabel: str, ylabel: str, integer_x: bool, many: bool) -> None:
     markers = len(panel.curves[0].x) <= 30 if panel.curves else False
     ended = False
@@ -137,6 +176,11 @@ def _draw(ax, panel: Panel, xlabel: str, ylabel: str, integer_x: bool, many: boo
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    limits = y_range(panel)
+    if limits is not None:
+        ax.set_ylim(*limits)
+        ax.text(0.01, 0.01, "intervals over 2 runs clipped at the axes", fontsize=6,
+                color="0.4", transform=ax.transAxes, va="bottom")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if panel.title:
