@@ -127,7 +127,7 @@ def y_range(panel: Panel) -> tuple[float, float] | None:
     inner, outer = [], []
     for c in panel.curves:
         mean, half = np.asarray(c.mean, dtype=float), np.asarray(c.ci95, dtype=float)
-        lower, upper = band(mean, half, panel.bounds)
+        lower, upper = band(mean, half)
         n = getattr(c, "n", None)
         runs = np.asarray(n) if n is not None else np.full(len(mean), getattr(c, "units", FEW))
         shaded = runs >= 2 if n is not None else np.ones(len(mean), bool)
@@ -136,10 +136,7 @@ def y_range(panel: Panel) -> tuple[float, float] | None:
         outer += [lower[shaded], upper[shaded]]
     inner += [np.asarray([v]) for v in (panel.oracle, panel.baseline and panel.baseline[1])
               if v is not None]
-    inner_values = np.concatenate([v.ravel() for v in inner]) if inner else np.empty(0)
-    inner_values = inner_values[np.isfinite(inner_values)]
-    outer_values = np.concatenate([v.ravel() for v in outer]) if outer else np.empty(0)
-    outer_values = outer_values[np.isfinite(outer_values)]
+    inner_values, outer_values = _finite(inner), _finite(outer)
     if not inner_values.size or not outer_values.size:
         return None
     low, high = inner_values.min(), inner_values.max()
@@ -147,6 +144,12 @@ def y_range(panel: Panel) -> tuple[float, float] | None:
     if outer_values.min() >= low - pad and outer_values.max() <= high + pad:
         return None
     return float(low - pad), float(high + pad)
+
+
+def _finite(arrays: list[np.ndarray]) -> np.ndarray:
+    """The finite values of ``arrays``, flattened into one."""
+    values = np.concatenate([a.ravel() for a in arrays]) if arrays else np.empty(0)
+    return values[np.isfinite(values)]
 
 
 def _draw(ax, panel: Panel, xlabel: str, ylabel: str, integer_x: bool, many: bool) -> None:

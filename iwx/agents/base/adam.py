@@ -114,8 +114,9 @@ class Adam:
             if self.defaults["fused"] and not (p.is_floating_point()
                                                and p.device.type in ("cpu", "cuda")):
                 raise ValueError(f"fused Adam: a {p.dtype} parameter on {p.device}")
+        ids = {id(p) for p in params}
         taken = {id(p) for g in self.param_groups for p in g["params"]}
-        if len({id(p) for p in params}) != len(params) or taken & {id(p) for p in params}:
+        if len(ids) != len(params) or taken & ids:
             raise ValueError("Adam: a parameter appears twice among the param groups")
         self.param_groups.append({**self.defaults, **group, "params": params})
 
@@ -185,12 +186,11 @@ class Adam:
         if any(a != b for a, b in sizes):
             raise ValueError(f"Adam.load_state_dict: param group sizes differ (here, saved): "
                              f"{sizes}")
-        by_index = {i: p for g, s in zip(self.param_groups, saved)
+        by_index = {i: (p, bool(s.get("fused"))) for g, s in zip(self.param_groups, saved)
                     for i, p in zip(s["params"], g["params"])}
         state = {}
         for i, values in state_dict["state"].items():
-            p = by_index[i]
-            fused = bool(next(s for s in saved if i in s["params"]).get("fused"))
+            p, fused = by_index[i]
             state[p] = {key: _placed(key, value, p, fused) for key, value in values.items()}
         self.state = state
         self.param_groups = [{**self.defaults, **{k: v for k, v in s.items() if k != "params"},
