@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import forked
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny but complete point-navigation experiment: every phase runs, in seconds.
@@ -32,9 +34,11 @@ TINY = [
 
 def run_cli(module: str, args: list[str], *, env: dict | None = None, timeout: float = 300,
             cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m module *args``, run to its end: in a process forked from a template
+    that has imported torch and the other heavy libraries once (tests/forked.py), or
+    in a fresh interpreter where the environment asks for one."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return forked.run(module, args, env=full_env, cwd=cwd, timeout=timeout)
 
 
 def iwx_run(runs_dir: Path, gin_file: str = "gin/point_nav_iwpl.gin", params=(), *,
