@@ -15,7 +15,9 @@ instead (``subprocess.run``, the old way) — :func:`differences` says why:
 
 * the environment differs from the template's in a variable that a preloaded module
   (or iwx at import) could have read already: only the variables in
-  :data:`MAY_DIFFER` (those iwx reads while a command runs, and two more) may differ;
+  :data:`MAY_DIFFER` / :data:`MAY_DIFFER_PREFIXES` (those iwx reads while a command
+  runs, and a few that no preloaded library reads) may differ (:data:`WHY_FRESH`
+  counts what sent commands fresh);
 * ``IWX_FRESH_PROCESS=1`` in the environment (every command then starts fresh: a way
   to check that nothing here hides a difference).
 
