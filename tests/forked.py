@@ -91,10 +91,9 @@ def _context():
 
 def differences(env: dict) -> list[str]:
     """The variables that keep a command with environment ``env`` out of a fork of the
-    template (started now if it is not yet running): empty when it may fork."""
+    template: empty when it may fork."""
     if env.get("IWX_FRESH_PROCESS") == "1":
         return ["IWX_FRESH_PROCESS"]
-    _context()
     base = TEMPLATE_ENV
     return sorted(k for k in (set(env) | set(base)) - MAY_DIFFER
                   if env.get(k) != base.get(k) and not k.startswith(MAY_DIFFER_PREFIXES))
