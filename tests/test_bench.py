@@ -3,11 +3,10 @@ what it timed is what the gin files (and the bench's bindings on them) configure
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 48   # a torso width no gin file and no default uses: only gin can have set it
@@ -35,12 +34,12 @@ def configured_widths(gin_file: str, params: list[str]) -> dict:
 
 def test_bench_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--json", str(out),
-         "--tasks", "cheetah_vel", "reach_cpu", "--task-envs", "2", "--task-k", "4",
-         "--gin_param", f"WIDTH = {WIDTH}",
-         "--no-adaptation"],    # the adaptation rows (e): tests/test_iwpa_cache.py
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_cli(
+        "iwx.bench", ["--seconds", "0.2", "--ks", "10", "--json", str(out),
+                      "--tasks", "cheetah_vel", "reach_cpu", "--task-envs", "2", "--task-k", "4",
+                      "--gin_param", f"WIDTH = {WIDTH}",
+                      "--no-adaptation"],  # the adaptation rows (e): tests/test_iwpa_cache.py
+        timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     names = {it["name"] for it in result["items"]}
@@ -94,15 +93,13 @@ def test_bench_json(tmp_path):
 
 
 def test_bench_rejects_an_unknown_task():
-    proc = subprocess.run([sys.executable, "-m", "iwx.bench", "--tasks", "humanoid_run"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = run_cli("iwx.bench", ["--tasks", "humanoid_run"], timeout=60)
     assert proc.returncode == 2
     assert "unknown ['humanoid_run']" in proc.stderr and "go_to_ring" in proc.stderr
 
 
 def test_bench_rejects_an_unknown_method():
-    proc = subprocess.run([sys.executable, "-m", "iwx.bench", "--methods", "maml"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = run_cli("iwx.bench", ["--methods", "maml"], timeout=60)
     assert proc.returncode == 2
     assert "unknown ['maml']" in proc.stderr and "pearl" in proc.stderr
 
@@ -111,12 +108,12 @@ def test_bench_distributed_against_single_loop(tmp_path):
     """``iwx.bench distributed`` end to end on a tiny budget: the learner's insert cost, the
     single loop and 1 actor at the single loop's samples per insert, rates as ratios."""
     out = tmp_path / "dist.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "iwx.bench", "distributed", "--tasks", "point_nav",
-         "--actors", "1", "--updates", "48", "--log-period", "8", "--json", str(out),
-         "--gin_param", "Torso.hidden = (8,)", "--gin_param", "Torso.norm_width = 8",
-         "--gin_param", "PointNavTasks.num_train = 8"],
-        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    proc = run_cli(
+        "iwx.bench", ["distributed", "--tasks", "point_nav",
+                      "--actors", "1", "--updates", "48", "--log-period", "8", "--json", str(out),
+                      "--gin_param", "Torso.hidden = (8,)", "--gin_param", "Torso.norm_width = 8",
+                      "--gin_param", "PointNavTasks.num_train = 8"],
+        timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     insert, single, one = json.loads(out.read_text())["rows"]
     assert insert["insert_cost"]["transitions"] == 8 * 20

@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,7 +30,8 @@ from iwx.ops.td import adaptation_critic_loss, soft_td_target
 from iwx.envs.point_nav import PointNavVec
 from iwx.replay.task_replay import TaskReplay
 
-from test_bench import ROOT, configured_widths
+from cli import run_cli
+from test_bench import configured_widths
 
 torch.set_num_threads(1)
 
@@ -360,11 +359,10 @@ def test_bench_adaptation_rows_build_and_time(tmp_path):
     params = ["WIDTH = 48", "PointNavTasks.num_test = 2", "Adaptation.seeds = 2",
               "Adaptation.episodes = 2", "Adaptation.exploration_episodes = 1",
               "iw/IWPA.cache_frozen = False"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "iwx.bench", "--seconds", "0.2", "--ks", "10", "--envs", "1",
-         "--tasks", "none", "--methods", "none", "--json", str(out)]
-        + [arg for p in params for arg in ("--gin_param", p)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_cli(
+        "iwx.bench", ["--seconds", "0.2", "--ks", "10", "--envs", "1",
+                      "--tasks", "none", "--methods", "none", "--json", str(out)]
+        + [arg for p in params for arg in ("--gin_param", p)], timeout=120)
     assert proc.returncode == 0, proc.stderr
     items = {it["name"]: it for it in json.loads(out.read_text())["items"]}
     rows = [items["iwpa_update_shared_q_iw"], items["iwpa_update_iw"]]
@@ -381,9 +379,9 @@ def test_bench_adaptation_rows_build_and_time(tmp_path):
             assert net["norm"] == [want["norm"]], (it["name"], name, net)
     assert any(want["features_dim"] in net["linear"]           # ψ(s, a) ∈ R^d
                for net in rows[0]["networks"].values())
-    quiet = subprocess.run(
-        [sys.executable, "-m", "iwx.bench", "--seconds", "0.1", "--ks", "10", "--envs", "1",
-         "--tasks", "none", "--methods", "none", "--no-adaptation", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    quiet = run_cli(
+        "iwx.bench", ["--seconds", "0.1", "--ks", "10", "--envs", "1",
+                      "--tasks", "none", "--methods", "none", "--no-adaptation", "--json", str(out)],
+        timeout=120)
     assert quiet.returncode == 0, quiet.stderr
     assert not any(it["group"] == "adaptation" for it in json.loads(out.read_text())["items"])
