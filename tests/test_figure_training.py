@@ -126,20 +126,22 @@ def outputs(number: int) -> list[str]:
             "table.md", "figure.json", "README.md"]
 
 
+def hand_run_final(series: dict, metric: str, chunk: float, last: int) -> float:
+    """By hand from one run's series.json: its ``metric`` values averaged within chunks of
+    ``chunk`` env steps ((k-1)·chunk, k·chunk]), the mean of its last ``last`` chunks."""
+    x = series["train/env_steps"]["values"]
+    values = series[metric]["values"]
+    assert series["train/env_steps"]["steps"] == series[metric]["steps"]
+    chunks: dict[int, list[float]] = {}
+    for xi, v in zip(x, values):
+        chunks.setdefault(math.ceil(xi / chunk), []).append(v)
+    means = [float(np.mean(chunks[k])) for k in sorted(chunks)]
+    return float(np.mean(means[-last:]))
+
+
 def hand_final(series_of_runs: list[dict], metric: str, chunk: float, last: int) -> str:
-    """By hand from each run's series.json: the run's ``metric`` values averaged within
-    chunks of ``chunk`` env steps ((k-1)·chunk, k·chunk]), the mean of its last ``last``
-    chunks; then mean ± 95% CI (Student t) across runs."""
-    finals = []
-    for series in series_of_runs:
-        x = series["train/env_steps"]["values"]
-        values = series[metric]["values"]
-        assert series["train/env_steps"]["steps"] == series[metric]["steps"]
-        chunks: dict[int, list[float]] = {}
-        for xi, v in zip(x, values):
-            chunks.setdefault(math.ceil(xi / chunk), []).append(v)
-        means = [float(np.mean(chunks[k])) for k in sorted(chunks)]
-        finals.append(float(np.mean(means[-last:])))
+    """:func:`hand_run_final` of each run, then mean ± 95% CI (Student t) across runs."""
+    finals = [hand_run_final(series, metric, chunk, last) for series in series_of_runs]
     mean, half = stats.mean_ci(np.array(finals))
     return f"{mean:.2f} ± {half:.2f}"
 
@@ -155,11 +157,13 @@ def test_the_smoke_figure_records_every_run_and_tabulates_them_by_hand(smoke):
     record = read_json(out / "figure.json")
     assert record["kind"] == "training" and record["chunk"] == raw.get("chunk")
     assert len(run_dirs(runs)) == len(planned) * len(seeds) == len(record["runs"])
-    series = {}
+    series, seeds_of = {}, {}
     for row in record["runs"]:
         folder = ran_figure_run(row)
         series.setdefault((row["panel"], row["label"]), []).append(
             read_json(folder / "series.json"))
+        seeds_of.setdefault((row["panel"], row["label"]), []).append(
+            (row["seed"], row["run_id"]))
     assert sorted(series) == sorted(planned)
     x_logged = [np.diff(s["train/env_steps"]["values"]) for per in series.values()
                 for s in per]
@@ -169,8 +173,13 @@ def test_the_smoke_figure_records_every_run_and_tabulates_them_by_hand(smoke):
         played = {s["train/env_steps"]["values"][-1] for s in per}
         assert len(played) == 1                     # one env-step budget for every seed
         cells = [hand_final(per, m, chunk, last) for m in ("train/return", "train/success")]
+        by_seed = sorted(zip(seeds_of[(task, label)], per))
+        each = " · ".join(f"seed {seed} (#{run_id}): "
+                          f"{hand_run_final(s, 'train/return', chunk, last):.2f} / "
+                          f"{hand_run_final(s, 'train/success', chunk, last):.2f}"
+                          for (seed, run_id), s in by_seed)
         assert f"| {task} | {label} | {len(seeds)} | {played.pop():,.0f} | " \
-               f"{cells[0]} | {cells[1]} |" in table, table
+               f"{cells[0]} | {cells[1]} | {each} |" in table, table
     panel = record["panels"][0]
     assert [line["label"] for line in panel["lines"]] == \
         [r["label"] for r in raw["panels"][0]["runs"]]
@@ -202,17 +211,19 @@ def test_the_same_command_again_reuses_every_run_and_redraws_the_same_table(smok
 # --------------------------------------------------------------------------- the numbers
 
 def test_a_runs_final_value_is_the_mean_of_the_last_chunks_it_reached():
-    """Two runs, float64 chunk means as the drawing holds them; run 2 stopped after
-    chunk 2. Per run: (3 + 4) / 2 = 3.5 and (2 + 4) / 2 = 3.0; across runs 3.25 ±
+    """Three runs, float64 chunk means as the drawing holds them; run 8 reached no chunk
+    (it is left out), run 9 stopped after chunk 2. Per run: (3 + 4) / 2 = 3.5 and (2 + 4) / 2 = 3.0; across runs 3.25 ±
     t(0.975, 1) · s / √2 with s = 0.5 / √2: 12.7062 · 0.25 = 3.1766."""
     from iwx.figures.draw import final_numbers
     from iwx.results.curves import Line
 
-    raw = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, 4.0, np.nan, np.nan]])
+    raw = np.array([[1.0, 2.0, 3.0, 4.0], [np.nan] * 4, [2.0, 4.0, np.nan, np.nan]])
     line = Line(label="m", group="m", variant="train/return", x=[10.0, 20.0, 30.0, 40.0],
-                mean=[], ci95=[], units=2, runs=2, window=1, unit="run", raw=raw)
+                mean=[], ci95=[], units=2, runs=3, window=1, unit="run", raw=raw,
+                run_ids=[7, 8, 9])
     numbers = final_numbers(line, 2)
     assert numbers["per_run"] == [3.5, 3.0]
+    assert numbers["per_run_ids"] == [7, 9]          # run 8 reached no chunk
     assert numbers["final_mean"] == pytest.approx(3.25, abs=1e-12)
     assert numbers["final_ci95"] == pytest.approx(3.17655, abs=1e-4)
     assert final_numbers(line, 1)["per_run"] == [4.0, 4.0]

@@ -18,10 +18,10 @@ env steps (appendix A.1: 200k; default the logging period) and averaged in each,
 trailing rolling mean over the scale's ``window`` chunks per run, mean ± 95% CI across
 the run's seeds (:func:`iwx.results.curves.training_lines`); ``figureN.png`` plots the
 return and ``figureN_success.png`` ``train/success`` the same way. Its table
-(:func:`final_numbers`): per seed the mean of its last ``last`` unsmoothed chunks, then
+(iwx/figures/finals.py): per seed the mean of its last ``last`` unsmoothed chunks, then
 mean ± 95% CI across seeds, for the return and the success rate, beside the env steps
 each line's seeds reached (the methods of a panel are meant to share one env-step
-budget).
+budget), and each seed's own final return and rate beside its record id.
 
 Kind ``tasks`` (the paper's figure 5; :func:`frames_figure`): no runs, one rendered
 frame per panel (iwx/figures/frames.py), three a row, each titled with the panel's title
@@ -43,9 +43,8 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from iwx.experiment.store import RecordedRun
+from iwx.figures.finals import final_numbers, training_table
 from iwx.figures.plan import Plan
 from iwx.figures.plateaus import plateau_rows
 from iwx.figures.shared_tasks import shared_task_rows
@@ -54,7 +53,7 @@ from iwx.results import curves, figures, report_text
 from iwx.results.curves import ORACLE, Line
 from iwx.results.protocol import differences
 from iwx.results.reporting import references_of
-from iwx.results.stats import headline, mean_ci
+from iwx.results.stats import headline
 from iwx.results.tables import fmt
 
 TRAINING = (("train/success", "training.png", "training success rate"),
@@ -270,68 +269,6 @@ def draw_training(plan: Plan, training: dict[str, list[Line]], x_names: dict[str
 
 # --------------------------------------------------------------------------- training kind
 
-def final_numbers(line: Line, last: int) -> dict:
-    """A training line's table numbers: per run (a row of ``line.raw``, [runs, chunks],
-    NaN where a run did not reach a chunk) the mean of the last ``last`` chunks it
-    reached, then mean ± 95% CI across runs."""
-    finals = []
-    for row in np.asarray(line.raw, dtype=np.float64):
-        at = np.flatnonzero(~np.isnan(row))
-        if len(at):
-            finals.append(float(np.mean(row[at[-last:]])))
-    if not finals:
-        return {"final_mean": None, "final_ci95": None, "runs": 0, "per_run": []}
-    mean, half = mean_ci(np.array(finals))
-    return {"final_mean": float(mean), "final_ci95": float(half), "runs": len(finals),
-            "per_run": finals}
-
-
-def reached(line: Line, records: dict[int, RecordedRun]) -> list[float]:
-    """The env steps each run of a training line played (its last ``train/env_steps``),
-    or, for runs that logged none, the last chunk it reached."""
-    by_id = {r.id: r for r in records.values()}
-    out = []
-    for i, run_id in enumerate(line.run_ids):
-        logged = by_id[run_id].metrics.get("train/env_steps") if run_id in by_id else None
-        if logged is not None and len(logged[1]):
-            out.append(float(logged[1][-1]))
-        else:
-            at = np.flatnonzero(~np.isnan(np.asarray(line.raw[i], dtype=np.float64)))
-            if len(at):
-                out.append(float(line.x[at[-1]]))
-    return out
-
-
-def reached_text(reached: list[float]) -> str:
-    if not reached:
-        return "—"
-    low, high = min(reached), max(reached)
-    return f"{low:,.0f}" if low == high else f"{low:,.0f}–{high:,.0f}"
-
-
-def training_table(plan: Plan, drawings: list[PanelDrawing], success: list[Line],
-                   records: dict[int, RecordedRun]) -> str:
-    """Markdown: one row per spec run of each panel: the seeds drawn, the env steps they
-    played, final return and final success rate (:func:`final_numbers`)."""
-    last = plan.figure.last
-    rows = [f"| panel | run | seeds | env steps played | return, last {last} chunks | "
-            f"success rate, last {last} chunks |", "|---|---|---|---|---|---|"]
-    for d in drawings:
-        if not d.lines:
-            rows.append(f"| {d.panel.task} | (no run that trained) | | | — | — |")
-        for line in d.lines:
-            h = final_numbers(line, last)
-            rate = next((final_numbers(s, last) for s in success
-                         if s.task == line.task and s.group == line.group), None)
-            rate_text = fmt(rate["final_mean"], rate["final_ci95"]) if rate and rate["runs"] \
-                else "—"
-            rows.append(f"| {d.panel.task} | {line.label} | {h['runs']} | "
-                        f"{reached_text(reached(line, records))} | "
-                        f"{fmt(h['final_mean'], h['final_ci95'])}"
-                        f" | {rate_text} |")
-    return "\n".join(rows)
-
-
 def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
     found, x_names = training_lines(plan, records, window=plan.scale.window)
     returns, success = found.get("train/return", []), found.get("train/success", [])
@@ -343,8 +280,8 @@ def training(plan: Plan, records: dict[int, RecordedRun], out: Path) -> Drawing:
                                   "training return"),
                                  ("train/success", [f"{name}_success.png"],
                                   "training success rate")])
-    return Drawing(drawings, found, x_names, training_table(plan, drawings, success, records),
-                   files, kind="training")
+    table = training_table(drawings, success, records, plan.figure.last)
+    return Drawing(drawings, found, x_names, table, files, kind="training")
 
 
 DRAWERS = {"adaptation": adaptation, "training": training}
