@@ -5,7 +5,7 @@
 F=${IWX_FIG3:-/work/fig3}; cd "${IWX_REPO:-/work/main}" || exit 2
 for figure in "3 --jobs 2" "adaptation_length" "4" "7" "ablation_radius" "mixture_prior" \
               "6" "2 --panels point_nav" "1 --panels reach_cpu" "1 --panels go_to_ring_cpu" \
-              "1"; do
+              "1" "iwpl_samples"; do
   echo "[queue] $(date +%H:%M) figure $figure${UNTIL:+ --until $UNTIL}"
   .venv/bin/python -m iwx.figure $figure --runs-dir "$F/runs" ${UNTIL:+--until "$UNTIL"}
   rc=$?; echo "[queue] $(date +%H:%M) figure $figure exit $rc"
