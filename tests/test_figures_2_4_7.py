@@ -23,7 +23,8 @@ def figure(args):
                                             (7, ["cpu", "paper", "smoke"]),
                                             ("mixture_prior", ["cpu", "smoke"]),
                                             ("adaptation_length", ["cpu", "smoke"]),
-                                            ("ablation_radius", ["cpu", "smoke"])])
+                                            ("ablation_radius", ["cpu", "smoke"]),
+                                            ("pearl_budget", ["cpu"])])
 def test_every_scale_plans_without_running(tmp_path, number, scales):
     from iwx.figures import spec
 
@@ -69,6 +70,39 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
         {"reach_cpu": three["reach_cpu"]}
     assert base_keys("ablation_radius", {"reach_cpu": "IWPL"}) == \
         {"reach_cpu": three["reach_cpu"]}
+
+
+def test_pearl_budget_is_figure_2s_pearl_at_100k_and_at_the_200k_figure_2_would_run(
+        monkeypatch):
+    """The 100k line is figure 2's half-cheetah PEARL* seed 2 by key (reused), the 200k
+    line the key figure 2 gives PEARL* with its budget raised to 200k (reused there if
+    figure 2 goes to 200k), and the two differ in the budget alone."""
+    import gin
+
+    from iwx.figures.plan import make_plan
+    from iwx.figures.spec import find, load
+
+    monkeypatch.chdir(ROOT)
+
+    def keyed(name, extra=()):
+        try:
+            plan = make_plan(load(find(name)), "cpu", runs_dir="runs-not-read", extra=extra,
+                             tasks=["cheetah_vel"])
+        finally:
+            gin.clear_config()
+        return {(p.entry.label, p.seed): p for p in plan.runs}
+
+    budget = keyed("pearl_budget")
+    assert sorted(budget) == [("PEARL*, 100k updates", 2), ("PEARL*, 200k updates", 2)]
+    short, long = budget[("PEARL*, 100k updates", 2)], budget[("PEARL*, 200k updates", 2)]
+    assert short.key == keyed(2)[("PEARL*", 2)].key
+    assert long.key == keyed(2, ["MultiTaskTraining.updates = 200000"])[("PEARL*", 2)].key
+    assert short.updates == 100000 and long.updates == 200000
+    changed = {n for n in set(short.bindings) | set(long.bindings)
+               if short.bindings.get(n) != long.bindings.get(n)}
+    assert changed == {"MultiTaskTraining"}, changed
+    assert {k: v for k, v in short.bindings["MultiTaskTraining"].items() if k != "updates"} \
+        == {k: v for k, v in long.bindings["MultiTaskTraining"].items() if k != "updates"}
 
 
 def test_figure_4_runs_adapts_and_draws_its_lines(tmp_path):

@@ -11,8 +11,10 @@
 #      session is young enough for it;
 #   2. PEARL*, which fits in a session when it starts early, so a lost machine costs
 #      least;
-#   3. everything left (RL²), without --until.
-# Steps 2 and 3 start only while the session is young (at least LONG_MIN minutes before
+#   3. everything left (RL²), without --until;
+#   4. pearl_budget: half-cheetah PEARL* seed 2 at 200k updates (about 420 min beside
+#      another run), whether figure 2's PEARL* budget is long enough (docs/DECISIONS.md).
+# Steps 2 to 4 start only while the session is young (at least LONG_MIN minutes before
 # UNTIL) or in the tail (UNTIL unset): a long run begun mid-session would be in flight at
 # its end, lost with the runs folder (it was in 2 of the last 3 sessions), where queue
 # 1's list can fill the same time with runs that finish. Then, with --until when UNTIL is
@@ -36,7 +38,7 @@ run() {
   [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 3 ] || exit $rc
 }
 for figure in "${list[@]}"; do run "$figure"; done
-for figure in "$LONG --runs pearl" "$LONG"; do
+for figure in "$LONG --runs pearl" "$LONG" "pearl_budget"; do
   if young; then run "$figure"
   else echo "[queue2] $(date +%H:%M) figure $figure: under $LONG_MIN min before $UNTIL, left to the tail"
   fi
