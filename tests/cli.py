@@ -112,9 +112,11 @@ def ran_figure_run(row: dict) -> Path:
     return folder
 
 
-def planned_figure_run(figure, scale: str, runs_dir: Path, task: str, name: str):
-    """The one run ``name`` of ``figure``'s ``task`` panel at ``scale``, as ``python -m
-    iwx.figure`` plans it (iwx.figures.plan.Planned: its key, spec, estimate)."""
+def planned_figure_runs(figure, scale: str, runs_dir: Path = Path("runs-not-read"), *,
+                        tasks=(), names=(), extra=()) -> list:
+    """The runs of ``figure`` at ``scale`` (of ``tasks``' panels, the runs ``names`` pick,
+    with ``extra`` bindings appended as ``--gin_param``), as ``python -m iwx.figure``
+    plans them (iwx.figures.plan.Planned: key, spec, seed, flat gin bindings, estimate)."""
     import gin
 
     from iwx.figures.plan import make_plan
@@ -123,10 +125,16 @@ def planned_figure_run(figure, scale: str, runs_dir: Path, task: str, name: str)
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        plan = make_plan(load(find(figure)), scale, runs_dir=str(runs_dir), tasks=[task],
-                         names=[name])
+        plan = make_plan(load(find(figure)), scale, runs_dir=str(runs_dir), tasks=list(tasks),
+                         names=list(names), extra=list(extra))
     finally:
         gin.clear_config()
         os.chdir(cwd)
-    (run,) = plan.runs
+    return plan.runs
+
+
+def planned_figure_run(figure, scale: str, runs_dir: Path, task: str, name: str):
+    """The one run ``name`` of ``figure``'s ``task`` panel at ``scale``
+    (:func:`planned_figure_runs`)."""
+    (run,) = planned_figure_runs(figure, scale, runs_dir, tasks=[task], names=[name])
     return run

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli import ROOT, read_json, run_cli
+from cli import ROOT, planned_figure_runs, read_json, run_cli
 
 
 def figure(args):
@@ -38,16 +38,7 @@ def test_every_scale_plans_without_running(tmp_path, number, scales):
 
 def base_keys(number: int, labels: dict[str, str]) -> dict[str, str]:
     """{panel: key} of the run labelled ``labels[panel]`` in figure ``number``'s cpu scale."""
-    import gin
-
-    from iwx.figures.plan import make_plan
-    from iwx.figures.spec import find, load
-
-    try:
-        plan = make_plan(load(find(number)), "cpu", runs_dir="runs-not-read")
-    finally:
-        gin.clear_config()
-    return {p.panel.task: p.key for p in plan.runs
+    return {p.panel.task: p.key for p in planned_figure_runs(number, "cpu")
             if p.entry.label == labels[p.panel.task] and p.seed == 0}
 
 
@@ -72,25 +63,13 @@ def test_figures_4_and_7_adapt_from_figure_3s_own_pretraining(monkeypatch):
         {"reach_cpu": three["reach_cpu"]}
 
 
-def test_pearl_budget_is_figure_2s_pearl_at_100k_and_at_the_200k_figure_2_would_run(
-        monkeypatch):
+def test_pearl_budget_is_figure_2s_pearl_at_100k_and_at_the_200k_figure_2_would_run():
     """The 100k line is figure 2's half-cheetah PEARL* seed 2 by key (reused), the 200k
     line the key figure 2 gives PEARL* with its budget raised to 200k (reused there if
     figure 2 goes to 200k), and the two differ in the budget alone."""
-    import gin
-
-    from iwx.figures.plan import make_plan
-    from iwx.figures.spec import find, load
-
-    monkeypatch.chdir(ROOT)
-
     def keyed(name, extra=()):
-        try:
-            plan = make_plan(load(find(name)), "cpu", runs_dir="runs-not-read", extra=extra,
-                             tasks=["cheetah_vel"])
-        finally:
-            gin.clear_config()
-        return {(p.entry.label, p.seed): p for p in plan.runs}
+        return {(p.entry.label, p.seed): p for p in
+                planned_figure_runs(name, "cpu", tasks=["cheetah_vel"], extra=extra)}
 
     budget = keyed("pearl_budget")
     assert sorted(budget) == [("PEARL*, 100k updates", 2), ("PEARL*, 200k updates", 2)]

@@ -6,26 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from cli import ROOT, run_cli
+from cli import planned_figure_runs, run_cli
 
 
-def planned(name: str) -> list:
-    import gin
-
-    from iwx.figures.plan import make_plan
-    from iwx.figures.spec import find, load
-
-    try:
-        return make_plan(load(find(name)), "cpu", runs_dir="runs-not-read").runs
-    finally:
-        gin.clear_config()
-
-
-def test_k16_is_figure_1s_iwpl_reach_and_k64_differs_in_the_samples_alone(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    figure1 = {p.seed: p for p in planned(1)
-               if p.panel.task == "reach_cpu" and p.entry.label == "IWPL"}
-    runs = planned("iwpl_samples")
+def test_k16_is_figure_1s_iwpl_reach_and_k64_differs_in_the_samples_alone():
+    figure1 = {p.seed: p for p in planned_figure_runs(1, "cpu", tasks=["reach_cpu"])
+               if p.entry.label == "IWPL"}
+    runs = planned_figure_runs("iwpl_samples", "cpu")
     k16 = {p.seed: p for p in runs if p.entry.label.startswith("IWPL, K 16")}
     k64 = {p.seed: p for p in runs if p.entry.label == "IWPL, K 64"}
     assert sorted(k16) == sorted(k64) == sorted(figure1) == [0, 1, 2]
